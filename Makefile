@@ -1,0 +1,50 @@
+# Herald: `make run` starts everything on a fresh machine, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+RECEIVER_PORT ?= 8001
+
+.PHONY: run test lint format bench stop clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Herald on the embedded defaults (SQLite, bundled redis-server) unless
+# DATABASE_URL / REDIS_URL say otherwise, with a demo organization whose
+# webhooks point at a bundled local receiver.
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py collectstatic --no-input -v 0
+	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 \
+		$(BIN)/python manage.py demo --receiver-url http://127.0.0.1:$(RECEIVER_PORT) --app-url http://$(HOST):$(PORT)
+	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 HOST=$(HOST) PORT=$(PORT) RECEIVER_PORT=$(RECEIVER_PORT) \
+		$(BIN)/honcho start -f Procfile.demo
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py
+
+# Stop the bundled redis-server started for the embedded defaults.
+stop: $(VENV)/.installed
+	$(BIN)/python -m config.embedded_redis stop
+
+clean: stop
+	rm -rf var $(VENV)

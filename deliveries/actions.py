@@ -1,0 +1,137 @@
+"""What people (dashboard, API, commands) and Herald itself do to webhooks
+and deliveries beyond publishing: retry, pause, resume, disable, test."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from deliveries import jobs
+from deliveries.metrics import StatsBatch
+from deliveries.models import Delivery, Trigger
+from deliveries.publishing import Published, publish
+from webhooks.errors import Conflict
+from webhooks.models import Webhook
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+def _require_active(webhook: Webhook, doing: str) -> None:
+    if webhook.status != Webhook.Status.ACTIVE:
+        raise Conflict(f"The webhook is {webhook.status}; resume it before {doing}.", "status")
+
+
+def retry_delivery(delivery: Delivery) -> Delivery:
+    """One immediate manual attempt of a failed or pending delivery."""
+    if delivery.status == Delivery.Status.SUCCEEDED:
+        raise Conflict("This delivery already succeeded.", "status")
+    _require_active(delivery.webhook, "retrying its deliveries")
+    now = timezone.now()
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            next_trigger=Trigger.MANUAL,
+            completed_at=None,
+        )
+        transaction.on_commit(jobs.wake_dispatcher)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def retry_failed(webhook: Webhook, since: datetime | None = None) -> int:
+    """A manual attempt for every failed delivery of the webhook (created since `since`)."""
+    _require_active(webhook, "retrying its deliveries")
+    failed = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.FAILED)
+    if since is not None:
+        failed = failed.filter(created_at__gte=since)
+    with transaction.atomic():
+        count = failed.update(
+            status=Delivery.Status.PENDING,
+            next_attempt_at=timezone.now(),
+            next_trigger=Trigger.MANUAL,
+            completed_at=None,
+        )
+        if count:
+            transaction.on_commit(jobs.wake_dispatcher)
+    return count
+
+
+def send_test(webhook: Webhook) -> Published:
+    """A `webhook.test` event to this webhook only."""
+    _require_active(webhook, "sending a test event")
+    return publish(
+        webhook.organization,
+        TEST_EVENT_TYPE,
+        {
+            "message": "This is a test event from Herald.",
+            "webhook": {"id": webhook.public_id, "name": webhook.name},
+        },
+        only_webhook=webhook,
+        trigger=Trigger.TEST,
+        add_to_catalog=False,
+    )
+
+
+def pause_webhook(webhook: Webhook) -> None:
+    """Stop sending; pending deliveries wait (parked) until resumed."""
+    with transaction.atomic():
+        Webhook.objects.filter(pk=webhook.pk).update(status=Webhook.Status.PAUSED)
+        Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
+            next_attempt_at=None
+        )
+    webhook.status = Webhook.Status.PAUSED
+
+
+def resume_webhook(webhook: Webhook) -> None:
+    """Active again: parked deliveries are due now, the failure streak resets."""
+    with transaction.atomic():
+        Webhook.objects.filter(pk=webhook.pk).update(
+            status=Webhook.Status.ACTIVE,
+            disabled_reason="",
+            consecutive_failures=0,
+            failing_since=None,
+        )
+        woken = Delivery.objects.filter(
+            webhook=webhook, status=Delivery.Status.PENDING, next_attempt_at__isnull=True
+        ).update(next_attempt_at=timezone.now())
+        if woken:
+            transaction.on_commit(jobs.wake_dispatcher)
+    webhook.status = Webhook.Status.ACTIVE
+    webhook.disabled_reason = ""
+    webhook.consecutive_failures = 0
+    webhook.failing_since = None
+
+
+def disable_webhook(webhook: Webhook, reason: str) -> int:
+    """Herald stops the webhook: its pending deliveries end failed. Returns
+    how many deliveries that ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        Webhook.objects.filter(pk=webhook.pk).update(
+            status=Webhook.Status.DISABLED, disabled_reason=reason[:500]
+        )
+        ended = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.FAILED,
+            next_attempt_at=None,
+            claimed_until=None,
+            completed_at=now,
+        )
+        stats = StatsBatch()
+        stats.deliveries_failed(webhook.pk, now, ended)
+        stats.write()
+    webhook.status = Webhook.Status.DISABLED
+    webhook.disabled_reason = reason[:500]
+    return ended
+
+
+def set_status(webhook: Webhook, status: str) -> None:
+    """A person's status change: `active` resumes, `paused` pauses."""
+    if status == webhook.status:
+        return
+    if status == Webhook.Status.ACTIVE:
+        resume_webhook(webhook)
+    elif status == Webhook.Status.PAUSED:
+        pause_webhook(webhook)
+    else:
+        raise Conflict("Only Herald disables webhooks; set 'active' or 'paused'.", "status")

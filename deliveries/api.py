@@ -1,0 +1,227 @@
+"""Events and deliveries API (SPEC §8)."""
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from django.shortcuts import get_object_or_404
+from ninja import Field, Header, Query, Router, Schema
+from ninja.responses import codes_4xx
+
+from config.api import ErrorOut, StrictSchema, page
+from deliveries import actions
+from deliveries.envelope import iso_millis
+from deliveries.models import Delivery, DeliveryAttempt, Event
+from deliveries.publishing import publish
+from webhooks.auth import ApiKeyAuth
+from webhooks.errors import InvalidInput
+from webhooks.models import Webhook
+
+events_router = Router(auth=ApiKeyAuth(), tags=["events"])
+deliveries_router = Router(auth=ApiKeyAuth(), tags=["deliveries"])
+
+
+class EventIn(StrictSchema):
+    type: str = Field(description="resource.action, lowercase, at most 100 characters")
+    data: dict[str, Any] = Field(description="any JSON object, at most 1 MiB")
+    idempotency_key: str | None = Field(
+        None, description="a repeat within 24 h returns the first event and sends nothing"
+    )
+
+
+class PublishedOut(Schema):
+    id: str
+    type: str
+    timestamp: str
+    deliveries: int
+
+
+class DeliverySummaryOut(Schema):
+    id: str
+    webhook: str
+    event: str
+    event_type: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_latency_ms: int | None
+    last_error_kind: str
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class EventOut(Schema):
+    id: str
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+    deliveries: list[DeliverySummaryOut]
+
+
+class AttemptOut(Schema):
+    number: int
+    trigger: str
+    started_at: datetime
+    duration_ms: int
+    request_headers: dict[str, str]
+    request_body: str
+    response_status: int | None
+    response_headers: dict[str, str]
+    response_body: str
+    error_kind: str
+    error_message: str
+
+
+class DeliveryOut(DeliverySummaryOut):
+    attempts: list[AttemptOut]
+
+
+class DeliveryListOut(Schema):
+    items: list[DeliverySummaryOut]
+    next_cursor: str | None
+
+
+def delivery_summary(delivery: Delivery) -> dict:
+    return {
+        "id": delivery.public_id,
+        "webhook": delivery.webhook.public_id,
+        "event": delivery.event.public_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "attempt_count": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "last_status_code": delivery.last_status_code,
+        "last_latency_ms": delivery.last_latency_ms,
+        "last_error_kind": delivery.last_error_kind,
+        "created_at": delivery.created_at,
+        "completed_at": delivery.completed_at,
+    }
+
+
+def attempt_out(attempt: DeliveryAttempt) -> dict:
+    return {
+        "number": attempt.number,
+        "trigger": attempt.trigger,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "request_headers": attempt.request_headers,
+        "request_body": attempt.request_body,
+        "response_status": attempt.response_status,
+        "response_headers": attempt.response_headers,
+        "response_body": attempt.response_body,
+        "error_kind": attempt.error_kind,
+        "error_message": attempt.error_message,
+    }
+
+
+def delivery_detail(delivery: Delivery) -> dict:
+    out = delivery_summary(delivery)
+    out["attempts"] = [attempt_out(a) for a in delivery.attempt_set.order_by("number")]
+    return out
+
+
+def _deliveries(request):
+    return Delivery.objects.filter(organization=request.organization).select_related(
+        "webhook", "event"
+    )
+
+
+@events_router.post(
+    "",
+    response={202: PublishedOut, 200: PublishedOut, codes_4xx: ErrorOut},
+    summary="Publish an event to every subscribed webhook",
+)
+def publish_event(
+    request,
+    payload: EventIn,
+    idempotency_key_header: str | None = Header(None, alias="Idempotency-Key"),
+):
+    key = payload.idempotency_key
+    if idempotency_key_header is not None:
+        if key is not None and key != idempotency_key_header:
+            raise InvalidInput(
+                "differs from the Idempotency-Key header; send one or make them equal",
+                "idempotency_key",
+            )
+        key = idempotency_key_header
+    published = publish(request.organization, payload.type, payload.data, idempotency_key=key)
+    event = published.event
+    body = {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "deliveries": event.delivery_count,
+    }
+    return (202 if published.created else 200), body
+
+
+@events_router.get(
+    "/{event_id}",
+    response={200: EventOut, codes_4xx: ErrorOut},
+    summary="Get an event and its deliveries",
+)
+def get_event(request, event_id: str):
+    event = get_object_or_404(Event, organization=request.organization, public_id=event_id)
+    deliveries = event.deliveries.select_related("webhook", "event").order_by("id")
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "data": json.loads(event.data_json),
+        "deliveries": [delivery_summary(d) for d in deliveries],
+    }
+
+
+@deliveries_router.get(
+    "",
+    response={200: DeliveryListOut, codes_4xx: ErrorOut},
+    summary="List deliveries, newest first",
+)
+def list_deliveries(
+    request,
+    webhook: str | None = None,
+    status: Literal["pending", "succeeded", "failed"] | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=200),
+):
+    deliveries = _deliveries(request)
+    if webhook is not None:
+        found = Webhook.objects.filter(organization=request.organization, public_id=webhook).first()
+        if found is None:
+            raise InvalidInput("no webhook with this id", "webhook")
+        deliveries = deliveries.filter(webhook=found)
+    if status is not None:
+        deliveries = deliveries.filter(status=status)
+    if event_type:
+        deliveries = deliveries.filter(event_type=event_type)
+    if since is not None:
+        deliveries = deliveries.filter(created_at__gte=since)
+    if until is not None:
+        deliveries = deliveries.filter(created_at__lt=until)
+    items, next_cursor = page(deliveries, cursor, limit)
+    return {"items": [delivery_summary(d) for d in items], "next_cursor": next_cursor}
+
+
+@deliveries_router.get(
+    "/{delivery_id}",
+    response={200: DeliveryOut, codes_4xx: ErrorOut},
+    summary="Get a delivery with its attempts",
+)
+def get_delivery(request, delivery_id: str):
+    return delivery_detail(get_object_or_404(_deliveries(request), public_id=delivery_id))
+
+
+@deliveries_router.post(
+    "/{delivery_id}/retry",
+    response={202: DeliverySummaryOut, codes_4xx: ErrorOut},
+    summary="Make one immediate attempt of a failed or pending delivery",
+)
+def retry_delivery(request, delivery_id: str):
+    delivery = actions.retry_delivery(
+        get_object_or_404(_deliveries(request), public_id=delivery_id)
+    )
+    return 202, delivery_summary(delivery)

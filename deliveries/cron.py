@@ -1,0 +1,16 @@
+"""Periodic jobs, run by the scheduler process: `manage.py rqcron deliveries.cron`."""
+
+from django.conf import settings
+from rq import cron
+
+from deliveries import jobs
+
+cron.register(jobs.tick, queue_name=settings.HERALD_QUEUE, interval=1, result_ttl=0, job_timeout=60)
+cron.register(
+    jobs.sweep,
+    queue_name=settings.HERALD_QUEUE,
+    interval=settings.HERALD_SWEEP_SECONDS,
+    result_ttl=0,
+    job_timeout=300,
+)
+cron.register(jobs.purge_old, queue_name=settings.HERALD_QUEUE, cron="17 3 * * *", job_timeout=3600)

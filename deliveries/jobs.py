@@ -1,0 +1,89 @@
+"""Queue jobs (rq) and how they are enqueued.
+
+Deliveries are not one job each: a `dispatch` job drains everything due, many
+requests at a time (see dispatch.py). Publishing and retries wake it; a wake
+is deduplicated through a short-lived Redis key so a burst of events queues
+one job, and a dispatcher that finds more work than it can hold wakes another
+so idle workers join in. Periodic jobs (see cron.py) cover what a lost wake or
+a dead worker would otherwise leave behind.
+"""
+
+import logging
+
+import django_rq
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+from deliveries import dispatch
+
+log = logging.getLogger(__name__)
+
+WAKE_KEY = "herald:dispatch:wake"
+WAKE_KEY_SECONDS = 10
+MAX_WEBHOOK_TIMEOUT_SECONDS = 300
+
+
+def queue():
+    return django_rq.get_queue(settings.HERALD_QUEUE)
+
+
+def dispatch_job_timeout() -> int:
+    # Longer than any request can take, so rq never kills a job mid-request.
+    return settings.HERALD_DISPATCH_MAX_SECONDS + MAX_WEBHOOK_TIMEOUT_SECONDS + 60
+
+
+def wake_dispatcher() -> None:
+    """Make sure a dispatch job is queued. Never raises: if Redis is down the
+    periodic tick finds the due deliveries once it is back."""
+    try:
+        q = queue()
+        if q.connection.set(WAKE_KEY, "1", nx=True, ex=WAKE_KEY_SECONDS):
+            q.enqueue(
+                run_dispatcher,
+                job_timeout=dispatch_job_timeout(),
+                result_ttl=0,
+                failure_ttl=24 * 3600,
+                description="herald: dispatch due deliveries",
+            )
+    except redis.RedisError:
+        log.warning("could not wake the dispatcher; the periodic tick will", exc_info=True)
+
+
+def run_dispatcher() -> int:
+    """The dispatch job: send everything due, many at a time."""
+    # Let the next publish queue a fresh job even while this one runs.
+    queue().connection.delete(WAKE_KEY)
+    close_old_connections()
+    try:
+        return dispatch.run(on_full_claim=wake_dispatcher)
+    finally:
+        close_old_connections()
+
+
+def tick() -> bool:
+    """Every second: wake the dispatcher if anything is due (retries whose
+    time came, deliveries whose wake was lost)."""
+    close_old_connections()
+    if dispatch.due_exists():
+        wake_dispatcher()
+        return True
+    return False
+
+
+def sweep() -> int:
+    """Release claims of workers that died mid-request, then wake the dispatcher."""
+    close_old_connections()
+    released = dispatch.release_expired_claims()
+    if released:
+        log.warning("released %d deliveries held by a worker that stopped", released)
+    tick()
+    return released
+
+
+def purge_old() -> str:
+    """Daily: apply the retention period."""
+    from deliveries.retention import purge
+
+    close_old_connections()
+    return str(purge())

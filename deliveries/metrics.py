@@ -1,0 +1,167 @@
+"""Per-webhook counters in one-minute buckets (WebhookStats).
+
+Each batch of attempts adds to them in the same transaction that records the
+attempts, so success rate, latency (average and p95) and failed deliveries
+over any window are a sum over at most one row per minute, however many
+attempts there were.
+"""
+
+from bisect import bisect_left
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Max, Sum
+
+from deliveries.models import LATENCY_BUCKETS_MS, WebhookStats
+
+N_LATENCY_BUCKETS = len(LATENCY_BUCKETS_MS) + 1
+COUNTER_COLUMNS = (
+    "attempts",
+    "succeeded_attempts",
+    "succeeded_deliveries",
+    "failed_deliveries",
+    "responses",
+    "latency_total_ms",
+) + tuple(f"lat_{i}" for i in range(N_LATENCY_BUCKETS))
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def latency_bucket(latency_ms: int) -> int:
+    return bisect_left(LATENCY_BUCKETS_MS, latency_ms)
+
+
+@dataclass
+class Tally:
+    """Counter increments for one webhook-minute."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_COLUMNS, 0))
+
+    def add(self, column: str, amount: int = 1) -> None:
+        self.counts[column] += amount
+
+
+class StatsBatch:
+    """Increments collected while recording a batch, written with one upsert."""
+
+    def __init__(self) -> None:
+        self.tallies: dict[tuple[int, datetime], Tally] = defaultdict(Tally)
+
+    def attempt(
+        self,
+        webhook_id: int,
+        at: datetime,
+        *,
+        succeeded: bool,
+        latency_ms: int | None,
+        ended: str | None = None,
+    ) -> None:
+        """`latency_ms` is None when no response came; `ended` is the delivery's
+        final status if this attempt ended it ("succeeded" or "failed")."""
+        tally = self.tallies[(webhook_id, minute_of(at))]
+        tally.add("attempts")
+        if succeeded:
+            tally.add("succeeded_attempts")
+        if latency_ms is not None:
+            tally.add("responses")
+            tally.add("latency_total_ms", latency_ms)
+            tally.add(f"lat_{latency_bucket(latency_ms)}")
+        if ended:
+            tally.add(f"{ended}_deliveries")
+
+    def deliveries_failed(self, webhook_id: int, at: datetime, count: int) -> None:
+        if count:
+            self.tallies[(webhook_id, minute_of(at))].add("failed_deliveries", count)
+
+    def write(self) -> None:
+        if not self.tallies:
+            return
+        table = WebhookStats._meta.db_table
+        columns = ("webhook_id", "minute") + COUNTER_COLUMNS
+        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        rows = []
+        params: list = []
+        # A fixed order keeps concurrent writers from deadlocking on rows.
+        for (webhook_id, minute), tally in sorted(self.tallies.items()):
+            rows.append(row_sql)
+            params.extend([webhook_id, minute, *(tally.counts[c] for c in COUNTER_COLUMNS)])
+        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTER_COLUMNS)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(rows)} "
+            f"ON CONFLICT (webhook_id, minute) DO UPDATE SET {updates}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        self.tallies.clear()
+
+
+@dataclass
+class WindowStats:
+    attempts: int = 0
+    succeeded_attempts: int = 0
+    failed_deliveries: int = 0
+    succeeded_deliveries: int = 0
+    avg_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+    last_attempt_minute: datetime | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded_attempts / self.attempts if self.attempts else None
+
+
+def percentile_from_histogram(counts: list[int], fraction: float) -> float | None:
+    """Interpolated percentile from the latency bucket counts."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank = fraction * total
+    seen = 0
+    lower = 0.0
+    for index, count in enumerate(counts):
+        upper = (
+            float(LATENCY_BUCKETS_MS[index])
+            if index < len(LATENCY_BUCKETS_MS)
+            else float(LATENCY_BUCKETS_MS[-1] * 3)
+        )
+        if count and seen + count >= rank:
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+        lower = upper
+    return lower
+
+
+def window_stats(webhook_ids: list[int], since: datetime) -> dict[int, WindowStats]:
+    """Stats per webhook over the buckets from `since` on (one grouped query)."""
+    sums = {c: Sum(c) for c in COUNTER_COLUMNS}
+    rows = (
+        WebhookStats.objects.filter(webhook_id__in=webhook_ids, minute__gte=minute_of(since))
+        .values("webhook_id")
+        .annotate(**{f"s_{c}": agg for c, agg in sums.items()}, last_minute=Max("minute"))
+    )
+    result = {webhook_id: WindowStats() for webhook_id in webhook_ids}
+    for row in rows:
+        responses = row["s_responses"] or 0
+        histogram = [row[f"s_lat_{i}"] or 0 for i in range(N_LATENCY_BUCKETS)]
+        result[row["webhook_id"]] = WindowStats(
+            attempts=row["s_attempts"] or 0,
+            succeeded_attempts=row["s_succeeded_attempts"] or 0,
+            failed_deliveries=row["s_failed_deliveries"] or 0,
+            succeeded_deliveries=row["s_succeeded_deliveries"] or 0,
+            avg_latency_ms=(row["s_latency_total_ms"] / responses) if responses else None,
+            p95_latency_ms=percentile_from_histogram(histogram, 0.95),
+            last_attempt_minute=row["last_minute"],
+        )
+    return result
+
+
+WINDOWS = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}

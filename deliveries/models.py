@@ -1,0 +1,179 @@
+import json
+
+from django.db import models
+from django.utils import timezone
+
+from webhooks import ids
+from webhooks.models import Organization, Webhook
+
+
+class Event(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=ids.event_id, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=100)
+    # The compact JSON text of `data`, exactly as it goes into every request body.
+    data_json = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # NULL, not "", so the unique constraint ignores events without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    delivery_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["created_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="one_event_per_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+    @property
+    def data(self):
+        return json.loads(self.data_json)
+
+
+class Trigger(models.TextChoices):
+    AUTO = "auto"
+    MANUAL = "manual"
+    TEST = "test"
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=ids.delivery_id, editable=False
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt is due. NULL while pending means parked: the
+    # webhook is paused, and resuming sets it to now.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
+    # Set while a worker holds the delivery; a worker that died leaves it to
+    # expire, after which the delivery can be claimed again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error_kind = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "webhook"], name="one_delivery_per_webhook")
+        ]
+        indexes = [
+            # The dispatcher's claim: due pending deliveries, oldest first.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_due_idx",
+            ),
+            # Delivery logs, newest first, per webhook and per organization.
+            models.Index(fields=["webhook", "-id"], name="delivery_webhook_log_idx"),
+            models.Index(fields=["webhook", "status", "-id"], name="delivery_webhook_status_idx"),
+            models.Index(fields=["organization", "-id"], name="delivery_org_log_idx"),
+            # The sweeper's look for leases that ran out.
+            models.Index(
+                fields=["claimed_until"],
+                condition=models.Q(claimed_until__isnull=False),
+                name="delivery_claimed_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.webhook_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    class ErrorKind(models.TextChoices):
+        NONE = "", "none"
+        TIMEOUT = "timeout"
+        CONNECTION = "connection"
+        DNS = "dns"
+        TLS = "tls"
+        HTTP_STATUS = "http_status"
+        BLOCKED = "blocked"
+        INVALID_URL = "invalid_url"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveSmallIntegerField()
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=20, choices=ErrorKind.choices, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["delivery", "number"]),
+            models.Index(fields=["started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300
+
+
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class WebhookStats(models.Model):
+    """Per-webhook, per-minute counters, written with each batch of attempts,
+    so that dashboards and alerts never scan attempts."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="stats")
+    minute = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    succeeded_attempts = models.PositiveIntegerField(default=0)
+    succeeded_deliveries = models.PositiveIntegerField(default=0)
+    failed_deliveries = models.PositiveIntegerField(default=0)
+    responses = models.PositiveIntegerField(default=0)
+    latency_total_ms = models.BigIntegerField(default=0)
+    # Attempts with a response, by latency: lat_0 ≤ 10 ms, lat_1 ≤ 25 ms, …,
+    # lat_10 > 10 s (bounds in LATENCY_BUCKETS_MS).
+    lat_0 = models.PositiveIntegerField(default=0)
+    lat_1 = models.PositiveIntegerField(default=0)
+    lat_2 = models.PositiveIntegerField(default=0)
+    lat_3 = models.PositiveIntegerField(default=0)
+    lat_4 = models.PositiveIntegerField(default=0)
+    lat_5 = models.PositiveIntegerField(default=0)
+    lat_6 = models.PositiveIntegerField(default=0)
+    lat_7 = models.PositiveIntegerField(default=0)
+    lat_8 = models.PositiveIntegerField(default=0)
+    lat_9 = models.PositiveIntegerField(default=0)
+    lat_10 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "webhook stats"
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "minute"], name="one_stats_row_per_minute")
+        ]
+        indexes = [models.Index(fields=["minute"])]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} @ {self.minute:%Y-%m-%d %H:%M}"

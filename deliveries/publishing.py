@@ -1,0 +1,150 @@
+"""Publishing: one transaction writes the event and one delivery per matching
+webhook; the dispatcher is woken once it commits."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deliveries import envelope, jobs
+from deliveries.models import Delivery, Event, Trigger
+from webhooks import patterns
+from webhooks.errors import InvalidInput, MalformedInput, TooLarge
+from webhooks.models import EventType, Organization, Webhook
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+FANOUT_STATUSES = (Webhook.Status.ACTIVE, Webhook.Status.PAUSED)
+
+
+@dataclass
+class Published:
+    event: Event
+    created: bool  # False when an idempotency key returned an earlier event
+
+    @property
+    def delivery_count(self) -> int:
+        return self.event.delivery_count
+
+
+def validate_idempotency_key(key: object) -> str | None:
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str):
+        raise InvalidInput("must be a string", "idempotency_key")
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput(
+            f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", "idempotency_key"
+        )
+    if not key.isprintable():
+        raise InvalidInput("must be printable text", "idempotency_key")
+    return key
+
+
+def prepare_data(event_type: str, data: object) -> str:
+    """Validate and serialise; the result is what every request body carries."""
+    if not patterns.is_valid_type(event_type):
+        raise InvalidInput(f"must be {patterns.TYPE_RULE}", "type")
+    try:
+        data_json = envelope.serialize_data(data)
+    except envelope.PayloadError as exc:
+        raise MalformedInput(str(exc), "data") from exc
+    size = len(data_json.encode("utf-8")) + envelope.envelope_overhead(event_type)
+    if size > settings.HERALD_MAX_EVENT_BYTES:
+        raise TooLarge(
+            f"the request body would be {size} bytes; the limit is "
+            f"{settings.HERALD_MAX_EVENT_BYTES} bytes (1 MiB)",
+            "data",
+        )
+    return data_json
+
+
+def publish(
+    organization: Organization,
+    event_type: str,
+    data: object,
+    idempotency_key: str | None = None,
+    *,
+    only_webhook: Webhook | None = None,
+    trigger: str = Trigger.AUTO,
+    add_to_catalog: bool = True,
+) -> Published:
+    """Record an event and fan it out to the organization's subscribed webhooks.
+
+    Raises InvalidInput, MalformedInput or TooLarge (naming the field) and
+    writes nothing when the input is bad.
+    """
+    data_json = prepare_data(event_type, data)
+    idempotency_key = validate_idempotency_key(idempotency_key)
+    now = timezone.now()
+
+    with transaction.atomic():
+        if idempotency_key:
+            earlier = _earlier_event(organization, idempotency_key, now)
+            if earlier is not None:
+                return Published(earlier, created=False)
+
+        if only_webhook is not None:
+            targets = [only_webhook]
+        else:
+            candidates = Webhook.objects.filter(
+                organization=organization, status__in=FANOUT_STATUSES
+            ).only("id", "status", "event_patterns")
+            targets = [w for w in candidates if patterns.matches_any(w.event_patterns, event_type)]
+
+        event = Event(
+            organization=organization,
+            type=event_type,
+            data_json=data_json,
+            created_at=now,
+            idempotency_key=idempotency_key,
+            delivery_count=len(targets),
+        )
+        try:
+            with transaction.atomic():
+                event.save(force_insert=True)
+        except IntegrityError:
+            # Another request with the same key committed first: answer with its event.
+            return Published(
+                Event.objects.get(organization=organization, idempotency_key=idempotency_key),
+                created=False,
+            )
+
+        if add_to_catalog:
+            _add_to_catalog(organization, event_type, data)
+
+        deliveries = [
+            Delivery(
+                organization=organization,
+                event=event,
+                webhook=webhook,
+                event_type=event_type,
+                next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
+                next_trigger=trigger,
+                created_at=now,
+            )
+            for webhook in targets
+        ]
+        Delivery.objects.bulk_create(deliveries)
+        if any(d.next_attempt_at is not None for d in deliveries):
+            transaction.on_commit(jobs.wake_dispatcher)
+    return Published(event, created=True)
+
+
+def _earlier_event(organization: Organization, key: str, now) -> Event | None:
+    earlier = Event.objects.filter(organization=organization, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    if earlier.created_at > now - timedelta(hours=settings.HERALD_IDEMPOTENCY_HOURS):
+        return earlier
+    # The key expired: free it for this new event.
+    Event.objects.filter(pk=earlier.pk).update(idempotency_key=None)
+    return None
+
+
+def _add_to_catalog(organization: Organization, event_type: str, example: object) -> None:
+    EventType.objects.bulk_create(
+        [EventType(organization=organization, name=event_type, example=example)],
+        ignore_conflicts=True,
+    )

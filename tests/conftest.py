@@ -1,0 +1,94 @@
+import pytest
+from django.conf import settings as django_settings
+
+from deliveries import dispatch
+from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
+from tests.receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+def _loopback_targets(settings):
+    # Tests deliver to receivers on 127.0.0.1 over plain http; the SSRF tests
+    # turn these off again.
+    settings.HERALD_ALLOW_PRIVATE_TARGETS = True
+    settings.HERALD_ALLOW_HTTP = True
+    settings.HERALD_RETRY_JITTER = 0.0
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_conn():
+    """The tests' Redis database, emptied before and after."""
+    import django_rq
+
+    connection = django_rq.get_connection(django_settings.HERALD_QUEUE)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def webhook(org, receiver):
+    return WebhookFactory(organization=org, url=receiver.url("/hook"))
+
+
+@pytest.fixture
+def api_key(org):
+    return api_key_for(org)
+
+
+@pytest.fixture
+def api(client, api_key):
+    """A Django test client speaking JSON with the organization's API key."""
+    return ApiClient(client, api_key)
+
+
+class ApiClient:
+    def __init__(self, client, key: str):
+        self.client = client
+        self.key = key
+
+    def _headers(self, headers):
+        return {"Authorization": f"Bearer {self.key}", **(headers or {})}
+
+    def get(self, path, params=None, headers=None):
+        return self.client.get(path, params or {}, headers=self._headers(headers))
+
+    def post(self, path, json=None, headers=None, raw=None, content_type="application/json"):
+        import json as jsonlib
+
+        body = raw if raw is not None else ("" if json is None else jsonlib.dumps(json))
+        return self.client.post(
+            path, body, content_type=content_type, headers=self._headers(headers)
+        )
+
+    def patch(self, path, json, headers=None):
+        import json as jsonlib
+
+        return self.client.patch(
+            path,
+            jsonlib.dumps(json),
+            content_type="application/json",
+            headers=self._headers(headers),
+        )
+
+    def delete(self, path, headers=None):
+        return self.client.delete(path, headers=self._headers(headers))
+
+
+def deliver_due(**kwargs) -> int:
+    """Run the dispatcher in this process until nothing is due."""
+    kwargs.setdefault("concurrency", 8)
+    kwargs.setdefault("max_seconds", 30)
+    return dispatch.run(**kwargs)

@@ -1,0 +1,44 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from webhooks.models import ApiKey, Membership, Organization, Webhook
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Org {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Membership.Role.ADMIN
+
+
+class WebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Webhook
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Hook {n}")
+    url = "http://127.0.0.1:9/hook"
+    event_patterns = factory.LazyFunction(lambda: ["*"])
+    timeout_seconds = 5
+
+
+def api_key_for(organization: Organization) -> str:
+    _, raw_key = ApiKey.issue(organization, name="tests")
+    return raw_key
