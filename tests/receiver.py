@@ -1,6 +1,7 @@
 """A real HTTP receiver on loopback for tests: it records every request and
 answers from a script (status, headers, body, delay), per path."""
 
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -31,11 +32,13 @@ class Answer:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, tls_cert: str | None = None, tls_key: str | None = None) -> None:
         self.requests: list[Received] = []
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
         self._defaults: dict[str, Answer] = {}
         self._arrived = threading.Condition()
+        self.in_flight = 0
+        self.max_in_flight = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,10 +52,14 @@ class Receiver:
                     receiver.requests.append(
                         Received(path, dict(self.headers.items()), body, time.time())
                     )
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                     receiver._arrived.notify_all()
                 answer = receiver._next_answer(path)
                 if answer.delay:
                     time.sleep(answer.delay)
+                with receiver._arrived:
+                    receiver.in_flight -= 1
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
@@ -71,11 +78,17 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = "http"
+        if tls_cert:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls_cert, tls_key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def script(self, path: str, *answers: Answer) -> None:
         """Answer the next requests to `path` with these, in order."""

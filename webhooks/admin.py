@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from webhooks.models import ApiKey, EventType, Membership, Organization, Webhook
 
@@ -49,6 +50,7 @@ class WebhookAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     exclude = ["secret", "previous_secrets"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(EventType)

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError(f"--since: {since!r} is not an ISO 8601 time.") from None
             if timezone.is_naive(since_time):
-                since_time = timezone.make_aware(since_time, timezone.utc)
+                since_time = since_time.replace(tzinfo=UTC)
         try:
             count = actions.retry_failed(webhook, since=since_time)
         except HeraldError as exc:

@@ -1,0 +1,46 @@
+import random
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deliveries import demo
+from webhooks.models import Organization
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed the demo organization, user and webhooks (prints the org id last), "
+        "or with --stream keep publishing demo events."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--receiver-url", default="http://127.0.0.1:8001")
+        parser.add_argument("--app-url", default="http://127.0.0.1:8000")
+        parser.add_argument("--stream", action="store_true", help="publish demo events until stopped")
+        parser.add_argument("--interval", type=float, default=2.0, help="seconds between streamed events (mean)")
+
+    def handle(self, receiver_url, app_url, stream=False, interval=2.0, **options):
+        if stream:
+            return self.stream(interval)
+        seeded = demo.seed(receiver_url)
+        org = seeded.organization
+        self.stderr.write(f"Demo organization {org.name} with {org.webhooks.count()} webhooks → {receiver_url}")
+        if seeded.api_key:
+            self.stderr.write(f"API key (shown once): {seeded.api_key}")
+        self.stderr.write(
+            f"\n  Herald: {app_url}/admin/   login: {demo.DEMO_USER} / {demo.DEMO_PASSWORD}"
+            f"\n  API:    {app_url}/api/docs\n"
+        )
+        self.stdout.write(org.public_id)
+
+    def stream(self, interval):
+        if interval <= 0:
+            raise CommandError("--interval must be positive.")
+        organization = Organization.objects.filter(name=demo.DEMO_ORG).order_by("id").first()
+        if organization is None:
+            raise CommandError("No demo organization: run `manage.py demo` first.")
+        self.stderr.write(f"Publishing demo events to {organization.name} every ~{interval} s")
+        while True:
+            event_id = demo.publish_random(organization)
+            self.stdout.write(event_id)
+            time.sleep(random.expovariate(1 / interval))

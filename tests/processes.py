@@ -1,0 +1,77 @@
+"""Herald's real processes (rq workers, the cron scheduler) run against the
+test database, for tests that need them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+class Processes:
+    def __init__(self, **env: str) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "HERALD_ALLOW_PRIVATE_TARGETS": "1",
+            "HERALD_ALLOW_HTTP": "1",
+            "HERALD_TESTING": "0",
+            **env,
+        }
+        self.running: list[subprocess.Popen] = []
+
+    def _start(self, *args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.running.append(process)
+        return process
+
+    def worker(self) -> subprocess.Popen:
+        return self._start(
+            "rqworker", settings.HERALD_QUEUE, "--worker-class", "rq.worker.SimpleWorker"
+        )
+
+    def scheduler(self) -> subprocess.Popen:
+        return self._start("rqcron", "deliveries.cron")
+
+    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 10
+        for process in self.running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.running.clear()

@@ -1,0 +1,138 @@
+"""Management commands print their result as the last line (SPEC §9)."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
+from deliveries.publishing import publish
+from deliveries.retention import purge
+from tests.conftest import deliver_due
+from tests.factories import WebhookFactory
+from tests.receiver import Answer
+from webhooks.auth import find_api_key
+from webhooks.models import Membership, Organization, Webhook
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_createorganization_prints_the_org_id_and_makes_the_owner(db):
+    org_id = run("createorganization", "Acme", "--owner", "alice")
+    org = Organization.objects.get(public_id=org_id)
+    assert org.name == "Acme" and org_id.startswith("org_")
+    membership = Membership.objects.get(organization=org)
+    assert membership.user.username == "alice" and membership.role == "owner"
+    assert not membership.user.has_usable_password()
+
+
+def test_createorganization_keeps_an_existing_users_password(db):
+    user = get_user_model().objects.create_user("bob", password="s3cret-pass-word")
+    run("createorganization", "Beta", "--owner", "bob")
+    user.refresh_from_db()
+    assert user.check_password("s3cret-pass-word")
+
+
+def test_createapikey_prints_a_key_that_authenticates(org):
+    key = run("createapikey", org.public_id)
+    assert key.startswith("hk_")
+    assert find_api_key(key).organization == org
+
+
+def test_createapikey_refuses_an_unknown_organization(db):
+    with pytest.raises(CommandError, match="No organization"):
+        run("createapikey", "org_nope")
+
+
+def test_publish_prints_the_event_id(org, receiver):
+    WebhookFactory(organization=org, url=receiver.url())
+    event_id = run("publish", org.public_id, "person.created", '{"name": "Zoë"}')
+    event = Event.objects.get(public_id=event_id)
+    assert event.data == {"name": "Zoë"} and event.delivery_count == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("person.created", "{not json"), "not valid JSON"),
+        (("person.created", "[1, 2]"), "must be a JSON object"),
+        (("Person", "{}"), "type"),
+        (("person.created", '{"x": NaN}'), "not valid JSON"),
+    ],
+)
+def test_publish_refuses_bad_input_and_stores_nothing(org, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("publish", org.public_id, *args)
+    assert not Event.objects.exists()
+
+
+def test_retryfailed_prints_the_count(org, receiver):
+    webhook = WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
+    receiver.script("/hook", Answer(status=500), Answer(status=500))
+    publish(org, "person.created", {})
+    publish(org, "person.created", {})
+    deliver_due()
+    assert run("retryfailed", webhook.public_id) == "2"
+    assert Delivery.objects.filter(status="pending", next_trigger="manual").count() == 2
+    assert run("retryfailed", webhook.public_id, "--since", "2999-01-01T00:00:00") == "0"
+
+
+def test_retryfailed_refuses_a_bad_since(org):
+    webhook = WebhookFactory(organization=org)
+    with pytest.raises(CommandError, match="ISO 8601"):
+        run("retryfailed", webhook.public_id, "--since", "yesterday")
+
+
+def test_demo_seeds_once_and_prints_the_org_id(db):
+    first = run("demo", "--receiver-url", "http://127.0.0.1:8001")
+    second = run("demo", "--receiver-url", "http://127.0.0.1:8002")
+    assert first == second
+    org = Organization.objects.get(public_id=first)
+    webhooks = Webhook.objects.filter(organization=org)
+    assert webhooks.count() == 5
+    assert {w.url.rsplit("/", 1)[-1] for w in webhooks} >= {"healthy", "flaky", "slow"}
+    assert webhooks.filter(url__startswith="http://127.0.0.1:8002").count() == 4
+    assert get_user_model().objects.get(username="demo").check_password("demo-password")
+
+
+class TestRetention:
+    def test_purge_deletes_old_attempts_and_events_and_keeps_the_rest(self, org, receiver):
+        WebhookFactory(organization=org, url=receiver.url())
+        old = publish(org, "person.created", {"old": True}).event
+        new = publish(org, "person.created", {"new": True}).event
+        deliver_due()
+        long_ago = timezone.now() - timedelta(days=40)
+        Event.objects.filter(pk=old.pk).update(created_at=long_ago)
+        DeliveryAttempt.objects.filter(delivery__event=old).update(started_at=long_ago)
+        stats_rows = WebhookStats.objects.count()
+
+        assert run("purge") == "purged 1 attempts, 1 events, 0 stats rows"
+        assert list(Event.objects.values_list("pk", flat=True)) == [new.pk]
+        assert DeliveryAttempt.objects.count() == 1
+        assert WebhookStats.objects.count() == stats_rows  # the dashboard's figures stay
+
+    def test_events_still_waiting_to_be_delivered_are_kept(self, org):
+        paused = WebhookFactory(organization=org, status=Webhook.Status.PAUSED)
+        event = publish(org, "person.created", {}).event
+        Event.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(days=90))
+        assert purge(days=30).events == 0
+        assert Delivery.objects.filter(webhook=paused).exists()
+
+    def test_purge_works_in_small_batches(self, org):
+        WebhookFactory(organization=org, status=Webhook.Status.DISABLED)
+        for i in range(7):
+            publish(org, "person.created", {"i": i})
+        Event.objects.update(created_at=timezone.now() - timedelta(days=31))
+        assert purge(batch_size=8).events == 7
+        assert not Event.objects.exists()
+
+    def test_purge_refuses_nonsense_days(self, db):
+        with pytest.raises(CommandError):
+            run("purge", "--days", "0")

@@ -1,0 +1,71 @@
+"""Settings from the environment, and the embedded defaults of a fresh machine."""
+
+import pytest
+import redis
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from config.embedded_redis import EmbeddedRedis
+from config.env import env_bool, env_float_list, env_int, redis_url_with_db
+
+
+def test_the_bundled_redis_server_starts_serves_and_stops(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    assert not server.is_running()
+    server.ensure_running()
+    try:
+        client = redis.Redis.from_url(server.url(db=3))
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        server.ensure_running()  # a second process finds it running
+        assert server.is_running()
+    finally:
+        assert server.stop()
+    assert not server.is_running()
+
+
+@pytest.mark.django_db
+def test_sqlite_runs_in_wal_mode():
+    if connection.vendor != "sqlite":
+        pytest.skip("the embedded default is SQLite; this run uses " + connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "url, db, expected",
+    [
+        ("redis://127.0.0.1:6379/0", 15, "redis://127.0.0.1:6379/15"),
+        ("redis://:pw@h:1", 2, "redis://:pw@h:1/2"),
+        ("unix:///tmp/r.sock?db=0", 15, "unix:///tmp/r.sock?db=15"),
+    ],
+)
+def test_redis_url_with_db(url, db, expected):
+    assert redis_url_with_db(url, db) == expected
+
+
+def test_booleans_integers_and_schedules_from_the_environment(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "on")
+    monkeypatch.setenv("X_INT", "7")
+    monkeypatch.setenv("X_LIST", "0, 5,30")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_INT", 1) == 7
+    assert env_float_list("X_LIST", "1") == [0.0, 5.0, 30.0]
+    assert env_bool("X_UNSET", True) is True
+
+
+@pytest.mark.parametrize(
+    "reader, value",
+    [
+        (lambda: env_bool("X"), "maybe"),
+        (lambda: env_int("X", 1), "ten"),
+        (lambda: env_int("X", 1, minimum=1), "0"),
+        (lambda: env_float_list("X", "1"), "5,soon"),
+        (lambda: env_float_list("X", "1"), "-5"),
+    ],
+)
+def test_bad_settings_fail_loudly_with_the_variable_named(monkeypatch, reader, value):
+    monkeypatch.setenv("X", value)
+    with pytest.raises(ImproperlyConfigured, match="X"):
+        reader()
