@@ -66,7 +66,6 @@ def _with_path(url: str, path: str) -> str:
 def prepare_storage(environ: dict[str, str]) -> Storage:
     """Wipe and return the bench database and Redis database (before django.setup())."""
     sys.path.insert(0, str(ROOT))
-    from config import embedded_redis
     from config.env import redis_url_with_db
 
     developer_db = environ.get("DATABASE_URL", "")
@@ -88,10 +87,11 @@ def prepare_storage(environ: dict[str, str]) -> Storage:
     if developer_redis:
         redis_url = redis_url_with_db(developer_redis, BENCH_REDIS_DB)
     else:
-        if not embedded_redis.is_running():
-            embedded_redis.ensure_running()
+        embedded = _embedded_redis()
+        if not embedded.is_running():
+            embedded.ensure_running()
             started_embedded = True
-        redis_url = embedded_redis.url(BENCH_REDIS_DB)
+        redis_url = embedded.url(BENCH_REDIS_DB)
 
     import redis
 
@@ -102,9 +102,23 @@ def prepare_storage(environ: dict[str, str]) -> Storage:
         database_url=database_url,
         redis_url=redis_url,
         description=f"{db_description}; Redis db {BENCH_REDIS_DB} of "
-        + (developer_redis.rsplit("/", 1)[0] if developer_redis else "the bundled redis-server"),
+        + (_where(developer_redis) if developer_redis else "the bundled redis-server"),
         started_embedded_redis=started_embedded,
     )
+
+
+def _where(url: str) -> str:
+    """Host and port (or socket path) of a URL, never its credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.hostname else parts.path
+
+
+def _embedded_redis():
+    """The bundled redis-server's handle (config.embedded_redis: an object named
+    `default`, or module-level functions in older versions)."""
+    from config import embedded_redis
+
+    return getattr(embedded_redis, "default", embedded_redis)
 
 
 def _recreate_postgres_database(developer_url: str) -> None:
@@ -126,9 +140,7 @@ def _recreate_postgres_database(developer_url: str) -> None:
 
 def release_storage(storage: Storage | None) -> None:
     if storage is not None and storage.started_embedded_redis:
-        from config import embedded_redis
-
-        embedded_redis.stop()
+        _embedded_redis().stop()
 
 
 # --- Processes ----------------------------------------------------------------
@@ -161,6 +173,8 @@ class Processes:
     def __init__(self) -> None:
         self._procs: dict[str, tuple[subprocess.Popen, object]] = {}
         LOG_DIR.mkdir(parents=True, exist_ok=True)
+        for old_log in LOG_DIR.glob("*.log"):  # this run's logs only
+            old_log.unlink()
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         if name in self._procs:

@@ -477,8 +477,8 @@ def scenario_e(ctx: Context) -> list[Row]:
         )
     ctx.notes.append(
         "e: VmRSS from /proc/<pid>/status of the rqworker-pool process and all its "
-        "descendants, summed, sampled every 100 ms (shared copy-on-write pages count "
-        "once per process)."
+        "descendants, summed, sampled every 100 ms (pages shared after the fork are "
+        "counted in every process that maps them)."
     )
     return rows
 

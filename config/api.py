@@ -9,11 +9,13 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from pydantic import ConfigDict
 
+from webhooks import ids
 from webhooks.errors import HeraldError, MalformedInput, TooLarge
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,8 @@ def _check_depth(body: object) -> None:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, child in items:
             if isinstance(child, dict | list):
-                stack.append((child, depth + 1, field or str(key)))
+                name = key if depth == 1 and isinstance(value, dict) else field
+                stack.append((child, depth + 1, name))
 
 
 class JsonOnlyParser(Parser):
@@ -169,6 +172,14 @@ def _validation_error(request, exc: ValidationError):
     return error_response(request, HeraldError(message, field, status=status, code=code))
 
 
+def get_by_public_id(queryset, public_id: str, prefix: str):
+    """The object with this public id, or 404. A malformed id is a 404 without
+    a query: a NUL in it is more than PostgreSQL accepts."""
+    if not ids.looks_like(public_id, prefix):
+        raise Http404
+    return get_object_or_404(queryset, public_id=public_id)
+
+
 def encode_cursor(pk: int) -> str:
     return base64.urlsafe_b64encode(f"pk:{pk}".encode()).decode().rstrip("=")
 
@@ -199,15 +210,3 @@ def page(queryset, cursor: str | None, limit: int):
     items = list(queryset.order_by("-pk")[: limit + 1])
     next_cursor = encode_cursor(items[limit - 1].pk) if len(items) > limit else None
     return items[:limit], next_cursor
-
-
-def register_routers() -> None:
-    from deliveries.api import deliveries_router, events_router
-    from webhooks.api import router as webhooks_router
-
-    api.add_router("/v1/webhooks", webhooks_router)
-    api.add_router("/v1/events", events_router)
-    api.add_router("/v1/deliveries", deliveries_router)
-
-
-register_routers()

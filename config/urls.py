@@ -1,10 +1,26 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 
 from config.api import api
+from deliveries.api import deliveries_router, events_router
+from webhooks.api import router as webhooks_router
+
+api.add_router("/v1/webhooks", webhooks_router)
+api.add_router("/v1/events", events_router)
+api.add_router("/v1/deliveries", deliveries_router)
+
+
+def api_not_found(request, rest=""):
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": f"No API endpoint at {request.path}."}},
+        status=404,
+    )
+
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
     path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
     path("api/", api.urls),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]

@@ -4,15 +4,15 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from django.shortcuts import get_object_or_404
-from ninja import Field, Header, Query, Router, Schema
+from ninja import Field, Header, Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
-from config.api import ErrorOut, StrictSchema, page
+from config.api import ErrorOut, StrictSchema, get_by_public_id, page
 from deliveries import actions
 from deliveries.envelope import iso_millis
 from deliveries.models import Delivery, DeliveryAttempt, Event
 from deliveries.publishing import publish
+from webhooks import ids, patterns
 from webhooks.auth import ApiKeyAuth
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
@@ -153,7 +153,7 @@ def publish_event(
         "timestamp": iso_millis(event.created_at),
         "deliveries": event.delivery_count,
     }
-    return (202 if published.created else 200), body
+    return Status((202 if published.created else 200), body)
 
 
 @events_router.get(
@@ -162,7 +162,9 @@ def publish_event(
     summary="Get an event and its deliveries",
 )
 def get_event(request, event_id: str):
-    event = get_object_or_404(Event, organization=request.organization, public_id=event_id)
+    event = get_by_public_id(
+        Event.objects.filter(organization=request.organization), event_id, "evt"
+    )
     deliveries = event.deliveries.select_related("webhook", "event").order_by("id")
     return {
         "id": event.public_id,
@@ -190,13 +192,19 @@ def list_deliveries(
 ):
     deliveries = _deliveries(request)
     if webhook is not None:
-        found = Webhook.objects.filter(organization=request.organization, public_id=webhook).first()
+        found = None
+        if ids.looks_like(webhook, "wh"):
+            found = Webhook.objects.filter(
+                organization=request.organization, public_id=webhook
+            ).first()
         if found is None:
             raise InvalidInput("no webhook with this id", "webhook")
         deliveries = deliveries.filter(webhook=found)
     if status is not None:
         deliveries = deliveries.filter(status=status)
     if event_type:
+        if not patterns.is_valid_type(event_type):
+            raise InvalidInput(f"must be {patterns.TYPE_RULE}", "event_type")
         deliveries = deliveries.filter(event_type=event_type)
     if since is not None:
         deliveries = deliveries.filter(created_at__gte=since)
@@ -212,7 +220,7 @@ def list_deliveries(
     summary="Get a delivery with its attempts",
 )
 def get_delivery(request, delivery_id: str):
-    return delivery_detail(get_object_or_404(_deliveries(request), public_id=delivery_id))
+    return delivery_detail(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
 
 
 @deliveries_router.post(
@@ -221,7 +229,5 @@ def get_delivery(request, delivery_id: str):
     summary="Make one immediate attempt of a failed or pending delivery",
 )
 def retry_delivery(request, delivery_id: str):
-    delivery = actions.retry_delivery(
-        get_object_or_404(_deliveries(request), public_id=delivery_id)
-    )
-    return 202, delivery_summary(delivery)
+    delivery = actions.retry_delivery(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
+    return Status(202, delivery_summary(delivery))

@@ -19,7 +19,12 @@ DEMO_PASSWORD = "demo-password"
 # name, receiver path (None: nothing listens), patterns, extra fields
 DEMO_WEBHOOKS = [
     ("Order service", "/healthy", ["order.*"], {}),
-    ("CRM sync", "/healthy", ["person.*", "company.*"], {"signature_style": "hex", "signature_header": "X-Twig-Signature"}),
+    (
+        "CRM sync",
+        "/healthy",
+        ["person.*", "company.*"],
+        {"signature_style": "hex", "signature_header": "X-Twig-Signature"},
+    ),
     ("Analytics (flaky)", "/flaky", ["*"], {}),
     ("Search indexer (slow)", "/slow", ["person.*", "order.created"], {"timeout_seconds": 5}),
     ("Legacy ERP (down)", None, ["order.*"], {"max_attempts": 3}),

@@ -379,22 +379,26 @@ def run(
     next_claim = 0.0
     made = 0
 
-    while True:
+    def fill() -> None:
+        """Claim work for the free slots, when there are enough of them."""
+        nonlocal next_claim
         now = time.monotonic()
         free = concurrency - len(in_flight)
-        claiming = now < deadline and not should_stop()
-        if claiming and now >= next_claim and (free >= refill_at_free or not in_flight):
-            claimed = claim(free)
-            if claimed and len(claimed) == free and on_full_claim:
-                on_full_claim()
-            for item in claimed:
-                in_flight[pool.submit(attempt, item)] = item
-            next_claim = 0.0 if claimed else now + IDLE_CLAIM_EVERY_SECONDS
-            if not claimed and not in_flight:
-                break
-        elif not in_flight and not finished:
-            break
+        if now >= deadline or now < next_claim or should_stop():
+            return
+        if in_flight and free < refill_at_free:
+            return
+        claimed = claim(free)
+        if claimed and len(claimed) == free and on_full_claim:
+            on_full_claim()
+        for item in claimed:
+            in_flight[pool.submit(attempt, item)] = item
+        next_claim = 0.0 if claimed else now + IDLE_CLAIM_EVERY_SECONDS
 
+    while True:
+        fill()
+        if not in_flight and not finished:
+            break
         if in_flight:
             done, _ = wait(in_flight, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
@@ -403,6 +407,8 @@ def run(
                     finished.append(future.result())
                 except Exception:  # a bug in attempt(): leave it to the lease
                     log.exception("attempt of delivery %s crashed", claimed_item.delivery_id)
+            # Refill before the bookkeeping, so requests keep flowing while it runs.
+            fill()
         if finished and (
             len(finished) >= RECORD_BATCH
             or not in_flight

@@ -101,6 +101,8 @@ def serialize_data(data: object) -> str:
         raise PayloadError("NaN and Infinity are not valid JSON numbers") from exc
     except TypeError as exc:
         raise PayloadError(f"not JSON-serialisable: {exc}") from exc
+    except RecursionError as exc:
+        raise PayloadError("nested too deeply") from exc
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -24,8 +24,16 @@ WAKE_KEY_SECONDS = 10
 MAX_WEBHOOK_TIMEOUT_SECONDS = 300
 
 
+_queue = None
+
+
 def queue():
-    return django_rq.get_queue(settings.HERALD_QUEUE)
+    """The process's queue, on one Redis connection pool (redis-py reconnects
+    in a forked child by itself). django_rq.get_queue builds a new pool per call."""
+    global _queue
+    if _queue is None:
+        _queue = django_rq.get_queue(settings.HERALD_QUEUE)
+    return _queue
 
 
 def dispatch_job_timeout() -> int:

@@ -112,7 +112,8 @@ def publish(
             )
 
         if add_to_catalog:
-            _add_to_catalog(organization, event_type, data)
+            # PostgreSQL's jsonb cannot hold U+0000: keep such an example out of the catalog.
+            _add_to_catalog(organization, event_type, None if "\\u0000" in data_json else data)
 
         deliveries = [
             Delivery(

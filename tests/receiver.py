@@ -84,7 +84,9 @@ class Receiver:
             context.load_cert_chain(tls_cert, tls_key)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             self.scheme = "https"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
 
     def url(self, path: str = "/hook") -> str:

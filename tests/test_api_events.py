@@ -152,9 +152,7 @@ def test_the_idempotency_key_header_works_like_the_body_field(api, org, webhook)
 
     first = api.post(EVENTS, {"type": "person.created", "data": {}}, headers=headers)
     by_header = api.post(EVENTS, {"type": "person.created", "data": {}}, headers=headers)
-    by_body = api.post(
-        EVENTS, {"type": "person.created", "data": {}, "idempotency_key": "order-2"}
-    )
+    by_body = api.post(EVENTS, {"type": "person.created", "data": {}, "idempotency_key": "order-2"})
 
     assert first.status_code == 202
     assert (by_header.status_code, by_body.status_code) == (200, 200)
@@ -331,14 +329,41 @@ def test_the_limit_counts_bytes_not_characters(api, webhook):
 
 
 def test_an_event_just_under_1_mib_is_published_and_delivered(api, webhook, receiver):
-    response = api.post(
-        EVENTS, {"type": "person.created", "data": {"blob": "x" * (MIB - 1024)}}
-    )
+    response = api.post(EVENTS, {"type": "person.created", "data": {"blob": "x" * (MIB - 1024)}})
 
     assert response.status_code == 202, response.content[:200]
     deliver_due()
     body = receiver.wait_for(1, "/hook")[0].body
     assert MIB - 1024 < len(body) <= MIB
+
+
+@pytest.mark.parametrize("depth, field", [(127, "data"), (500, "data"), (100_000, None)])
+def test_publish_refuses_data_nested_too_deeply(api, webhook, depth, field):
+    raw = '{"type": "person.created", "data": {"x": ' + "[" * depth + "]" * depth + "}}"
+
+    error_of(api.post(EVENTS, raw=raw), 400, code="too_deep", field=field)
+    assert_nothing_published()
+
+
+def test_data_nested_128_levels_deep_is_published_and_read_back(api, webhook):
+    # The body object, `data` and 126 nested lists: the most allowed.
+    nested = []
+    for _ in range(125):
+        nested = [nested]
+
+    response = api.post(EVENTS, {"type": "person.created", "data": {"x": nested}})
+
+    assert response.status_code == 202, response.content
+    event = api.get(f"{EVENTS}/{response.json()['id']}").json()
+    assert event["data"] == {"x": nested}
+
+
+@pytest.mark.parametrize("data", [{"s": "nul\x00byte"}, {"nul\x00key": 1}])
+def test_data_with_a_nul_character_is_published(api, webhook, data):
+    response = api.post(EVENTS, {"type": "person.created", "data": data})
+
+    assert response.status_code == 202
+    assert Event.objects.get().data == data
 
 
 def test_a_rejected_publish_keeps_earlier_events(api, webhook):
@@ -381,8 +406,9 @@ def test_get_event_shows_its_deliveries(api, org, receiver):
         assert delivery["attempt_count"] == 1
 
 
-def test_get_of_an_unknown_event_is_404(api, db):
-    error_of(api.get(f"{EVENTS}/evt_doesnotexist"), 404, code="not_found")
+@pytest.mark.parametrize("event_id", ["evt_doesnotexist", "evt_%00", "%ED%A0%80"])
+def test_get_of_an_unknown_event_is_404(api, db, event_id):
+    error_of(api.get(f"{EVENTS}/{event_id}"), 404, code="not_found")
 
 
 # --- list deliveries --------------------------------------------------------------
@@ -441,6 +467,9 @@ def test_list_deliveries_pages_newest_first(api, org, webhook):
     [
         ({"status": "lost"}, "status"),
         ({"webhook": "wh_doesnotexist"}, "webhook"),
+        ({"webhook": "wh_\x00"}, "webhook"),
+        ({"event_type": "Not A Type"}, "event_type"),
+        ({"event_type": "person.\x00"}, "event_type"),
         ({"since": "last tuesday"}, "since"),
         ({"limit": 0}, "limit"),
         ({"cursor": "garbage"}, "cursor"),
@@ -500,8 +529,10 @@ def test_get_delivery_shows_each_attempt_as_sent_and_answered(api, org, receiver
     assert attempt["error_kind"] == "http_status"
 
 
-def test_get_of_an_unknown_delivery_is_404(api, db):
-    error_of(api.get(f"{DELIVERIES}/dlv_doesnotexist"), 404, code="not_found")
+@pytest.mark.parametrize("delivery_id", ["dlv_doesnotexist", "dlv_%00", "%ED%A0%80", "x" * 500])
+def test_get_of_an_unknown_delivery_is_404(api, db, delivery_id):
+    error_of(api.get(f"{DELIVERIES}/{delivery_id}"), 404, code="not_found")
+    error_of(api.post(f"{DELIVERIES}/{delivery_id}/retry"), 404, code="not_found")
 
 
 # --- retry a delivery -------------------------------------------------------------
@@ -577,10 +608,6 @@ def test_retry_for_a_paused_webhook_is_409(api, org, receiver):
     error_of(api.post(f"{DELIVERIES}/{delivery.public_id}/retry"), 409, field="status")
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
-
-
-def test_retry_of_an_unknown_delivery_is_404(api, db):
-    error_of(api.post(f"{DELIVERIES}/dlv_doesnotexist/retry"), 404, code="not_found")
 
 
 # --- tenant isolation -------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from standardwebhooks.webhooks import Webhook as Verifier
 
 from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
 from deliveries.publishing import publish
@@ -44,9 +45,7 @@ def stored(webhook: Webhook) -> dict:
 def failing_webhook(org, receiver, **fields) -> Webhook:
     """A webhook whose endpoint answers 500 and that gives up after one attempt."""
     receiver.always("/fail", Answer(status=500, body=b"boom"))
-    return WebhookFactory(
-        organization=org, url=receiver.url("/fail"), max_attempts=1, **fields
-    )
+    return WebhookFactory(organization=org, url=receiver.url("/fail"), max_attempts=1, **fields)
 
 
 def failed_delivery(org, webhook, data=None) -> Delivery:
@@ -226,8 +225,12 @@ def test_get_returns_the_webhook_without_its_secret(api, webhook):
     assert "secret" not in body
 
 
-def test_get_of_an_unknown_id_is_404(api, db):
-    error_of(api.get(f"{WEBHOOKS}/wh_doesnotexist"), 404, code="not_found")
+@pytest.mark.parametrize(
+    "webhook_id", ["wh_doesnotexist", "wh_01m816mknkm8cbbqf28bzwmby0", "wh_%00", "%ED%A0%80"]
+)
+def test_get_of_an_unknown_id_is_404(api, db, webhook_id):
+    error_of(api.get(f"{WEBHOOKS}/{webhook_id}"), 404, code="not_found")
+    error_of(api.patch(f"{WEBHOOKS}/{webhook_id}", {"name": "x"}), 404, code="not_found")
 
 
 # --- patch ----------------------------------------------------------------------
@@ -250,7 +253,7 @@ def test_get_of_an_unknown_id_is_404(api, db):
 )
 def test_patch_changes_one_field_and_leaves_the_others(api, webhook, change, attribute, expected):
     before = stored(webhook)
-    (name, value), = change.items()
+    ((name, value),) = change.items()
     expected = value if expected is None else expected
 
     response = api.patch(url_of(webhook), change)
@@ -381,8 +384,6 @@ def test_both_secrets_sign_during_the_grace_period(api, webhook, org, receiver):
 
     signatures = receiver.wait_for(1, "/hook")[0].header("webhook-signature").split(" ")
     assert len(signatures) == 2
-    from standardwebhooks.webhooks import Webhook as Verifier
-
     request = receiver.requests[0]
     for secret in (new, old):
         Verifier(secret).verify(request.body, request.headers)
@@ -392,6 +393,8 @@ def test_both_secrets_sign_during_the_grace_period(api, webhook, org, receiver):
 
 
 def test_test_sends_webhook_test_to_this_webhook_only(api, org, webhook, receiver):
+    # Whatever the webhook subscribes to; and no other webhook gets it.
+    Webhook.objects.filter(pk=webhook.pk).update(event_patterns=["invoice.paid"])
     bystander = WebhookFactory(organization=org, url=receiver.url("/other"), event_patterns=["*"])
 
     response = api.post(url_of(webhook, "/test"))
@@ -576,9 +579,7 @@ ENDPOINTS = [
 
 def call(client, method: str, path: str, headers: dict):
     if method in ("post", "patch"):
-        return getattr(client, method)(
-            path, "{}", content_type="application/json", headers=headers
-        )
+        return getattr(client, method)(path, "{}", content_type="application/json", headers=headers)
     return getattr(client, method)(path, headers=headers)
 
 
@@ -689,6 +690,9 @@ BAD_FIELDS = [
     ({"url": "https://"}, "url"),
     ({"url": "https://example.com/" + "a" * 2029}, "url"),  # 2049 characters
     ({"url": "javascript:alert(1)"}, "url"),
+    ({"url": "https://example.com/a\x00b"}, "url"),
+    ({"url": "https://example.com/\ud800"}, "url"),
+    ({"url": "https://example.com/a\x7fb"}, "url"),
     ({"events": []}, "events"),
     ({"events": "person.created"}, "events"),
     ({"events": None}, "events"),
@@ -710,6 +714,8 @@ BAD_FIELDS = [
     ({"headers": {"X-Number": 5}}, "headers.X-Number"),
     ({"headers": {"X-Null": None}}, "headers.X-Null"),
     ({"headers": {"Bad Name": "x"}}, "headers.Bad Name"),
+    ({"headers": {"X-Twice": "1", "x-twice": "2"}}, "headers.x-twice"),
+    ({"headers": {"X-Surrogate": "\ud800"}}, "headers.X-Surrogate"),
     ({"headers": {"X-Long": "v" * 1001}}, "headers.X-Long"),
     ({"headers": ["X-A: b"]}, "headers"),
     ({"headers": {f"X-H{i}": "v" for i in range(21)}}, "headers"),
@@ -726,10 +732,14 @@ BAD_FIELDS = [
     ({"signature_style": "md5"}, "signature_style"),
     ({"signature_header": "Content-Type"}, "signature_header"),
     ({"signature_header": "webhook-signature"}, "signature_header"),
+    ({"signature_header": "Webhook"}, "signature_header"),  # → Webhook-Timestamp
     ({"signature_header": "X Sig"}, "signature_header"),
     ({"name": "n" * 201}, "name"),
     ({"name": 7}, "name"),
+    ({"name": "nul\x00byte"}, "name"),
+    ({"name": "lone \udc00 surrogate"}, "name"),
     ({"description": "d" * 2001}, "description"),
+    ({"description": "nul\x00byte"}, "description"),
     ({"secret": "whsec_mine"}, "secret"),
     ({"unknown": 1}, "unknown"),
 ]
@@ -774,7 +784,9 @@ def test_create_refuses_private_ip_literals_unless_allowed(api, settings, url):
 def test_create_refuses_plain_http_unless_allowed(api, settings):
     settings.HERALD_ALLOW_HTTP = False
 
-    error = error_of(api.post(WEBHOOKS, VALID | {"url": "http://example.com/hook"}), 422, field="url")
+    error = error_of(
+        api.post(WEBHOOKS, VALID | {"url": "http://example.com/hook"}), 422, field="url"
+    )
 
     assert "https://" in error["message"]
     assert not Webhook.objects.exists()
@@ -787,7 +799,9 @@ def test_patch_refuses_a_bad_field_and_changes_nothing(api, org, webhook, change
     deliveries_before = list(Delivery.objects.values())
 
     # A valid change alongside the bad one is not applied either.
-    response = api.patch(url_of(webhook), {"name": "should not stick", "status": "paused"} | changes)
+    response = api.patch(
+        url_of(webhook), {"name": "should not stick", "status": "paused"} | changes
+    )
 
     error_of(response, 422, field=field)
     assert stored(webhook) == before
@@ -828,7 +842,11 @@ def test_patch_refuses_a_signature_header_that_a_custom_header_already_uses(api,
         ("{", 400, "malformed_json"),
         ('{"url": "https://example.com/h", "events": ["*"],}', 400, "malformed_json"),
         ('{"url": "https://example.com/h", "events": ["*"], "timeout_seconds": NaN}', 400, None),
-        ('{"url": "https://example.com/h", "events": ["*"], "timeout_seconds": Infinity}', 400, None),
+        (
+            '{"url": "https://example.com/h", "events": ["*"], "timeout_seconds": Infinity}',
+            400,
+            None,
+        ),
         ("", 400, None),
         ("[]", 400, None),
         ('[{"url": "https://example.com/h", "events": ["*"]}]', 400, None),
@@ -845,9 +863,16 @@ def test_create_refuses_a_body_that_is_not_a_json_object(api, raw, status, code)
     assert not Webhook.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "raw", ["{", "[]", '{"name": NaN}', "null"]
-)
+@pytest.mark.parametrize("depth, field", [(200, "headers"), (100_000, None)])
+def test_create_refuses_json_nested_too_deeply(api, depth, field):
+    raw = '{"url": "https://example.com/h", "events": ["*"], "headers": {"X-A": '
+    raw += "[" * depth + "]" * depth + "}}"
+
+    error_of(api.post(WEBHOOKS, raw=raw), 400, code="too_deep", field=field)
+    assert not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize("raw", ["{", "[]", '{"name": NaN}', "null"])
 def test_patch_refuses_a_body_that_is_not_a_json_object(api, client, webhook, api_key, raw):
     before = stored(webhook)
 
@@ -873,8 +898,17 @@ def test_a_body_that_is_not_declared_json_is_415(api, content_type):
     assert not Webhook.objects.exists()
 
 
+def test_a_body_over_the_upload_limit_is_413(api):
+    response = api.post(WEBHOOKS, VALID | {"description": "d" * 2 * 1024 * 1024})
+
+    error_of(response, 413, code="too_large")
+    assert not Webhook.objects.exists()
+
+
 def test_json_with_a_charset_is_accepted(api):
-    response = api.post(WEBHOOKS, raw=json.dumps(VALID), content_type="application/json; charset=utf-8")
+    response = api.post(
+        WEBHOOKS, raw=json.dumps(VALID), content_type="application/json; charset=utf-8"
+    )
 
     assert response.status_code == 201, response.content
 
@@ -893,16 +927,28 @@ def test_patch_with_the_wrong_content_type_is_415_and_changes_nothing(client, we
     assert stored(webhook) == before
 
 
-def test_an_unknown_path_under_the_api_is_a_404_envelope(api):
+def test_an_unknown_path_under_the_api_is_404(api):
     assert api.get("/api/v1/nothing-here").status_code == 404
 
 
 def test_a_wrong_method_is_405(api, webhook):
     response = api.client.put(
-        url_of(webhook), "{}", content_type="application/json", headers=api._headers(None)
+        url_of(webhook),
+        "{}",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.key}"},
     )
 
     assert response.status_code == 405
+    assert set(response["Allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_actions_need_no_body_and_no_content_type(api, client, webhook):
+    headers = {"Authorization": f"Bearer {api.key}"}
+
+    for action, status in (("/retry-failed", 202), ("/test", 202), ("/rotate-secret", 200)):
+        response = client.generic("POST", url_of(webhook, action), b"", headers=headers)
+        assert response.status_code == status, (action, response.content)
 
 
 # --- OpenAPI ----------------------------------------------------------------------

@@ -65,7 +65,11 @@ class TestASuccessfulDelivery:
         assert webhook.last_delivery_at is not None and webhook.consecutive_failures == 0
 
     def test_custom_headers_go_along(self, org, receiver):
-        WebhookFactory(organization=org, url=receiver.url(), headers={"Authorization": "Token t", "X-Env": "prod"})
+        WebhookFactory(
+            organization=org,
+            url=receiver.url(),
+            headers={"Authorization": "Token t", "X-Env": "prod"},
+        )
         publish(org, "person.created", {})
         deliver_due()
         (received,) = receiver.requests
@@ -108,7 +112,11 @@ class TestFailuresAndRetries:
         delivery = only_delivery()
         assert delivery.status == Delivery.Status.FAILED and delivery.attempts == 3
         assert delivery.completed_at is not None
-        assert list(delivery.attempt_set.values_list("number", flat=True).order_by("number")) == [1, 2, 3]
+        assert list(delivery.attempt_set.values_list("number", flat=True).order_by("number")) == [
+            1,
+            2,
+            3,
+        ]
         requests = receiver.to("/hook")
         assert len(requests) == 3
         # The same id on every attempt; timestamp and signature made fresh each time.
@@ -146,7 +154,9 @@ class TestFailuresAndRetries:
         delay = (only_delivery().next_attempt_at - before).total_seconds()
         assert 9.5 <= delay <= 11  # 2 × 5 s
 
-    def test_410_gone_disables_the_webhook_and_ends_its_pending_deliveries(self, org, webhook, receiver):
+    def test_410_gone_disables_the_webhook_and_ends_its_pending_deliveries(
+        self, org, webhook, receiver
+    ):
         receiver.script("/hook", Answer(status=410))
         publish(org, "person.created", {"first": True})
         in_flight = [dispatch.attempt(c) for c in dispatch.claim(10)]
@@ -162,7 +172,9 @@ class TestFailuresAndRetries:
         assert publish(org, "person.deleted", {}).delivery_count == 0
 
     def test_redirects_are_failures_and_not_followed(self, org, webhook, receiver):
-        receiver.script("/hook", Answer(status=302, headers={"Location": receiver.url("/elsewhere")}))
+        receiver.script(
+            "/hook", Answer(status=302, headers={"Location": receiver.url("/elsewhere")})
+        )
         publish(org, "person.created", {})
         deliver_due()
         assert receiver.to("/elsewhere") == []
@@ -188,7 +200,9 @@ class TestFailuresAndRetries:
         attempt = DeliveryAttempt.objects.get()
         assert attempt.error_kind == "connection" and attempt.error_message
 
-    def test_large_responses_are_read_up_to_64_kib_and_stored_up_to_4_kib(self, org, webhook, receiver):
+    def test_large_responses_are_read_up_to_64_kib_and_stored_up_to_4_kib(
+        self, org, webhook, receiver
+    ):
         receiver.script("/hook", Answer(status=200, body=b"a" * 200_000))
         publish(org, "person.created", {})
         deliver_due()
@@ -253,7 +267,9 @@ class TestManualRetries:
         assert last.number == 2 and last.trigger == Trigger.MANUAL
         assert len(receiver.requests) == 2
 
-    def test_a_failed_manual_retry_leaves_it_failed_after_one_attempt(self, failed_delivery, receiver):
+    def test_a_failed_manual_retry_leaves_it_failed_after_one_attempt(
+        self, failed_delivery, receiver
+    ):
         receiver.script("/hook", Answer(status=500))
         actions.retry_delivery(failed_delivery)
         deliver_due()
@@ -279,7 +295,9 @@ class TestManualRetries:
 
 
 class TestPauseAndResume:
-    def test_paused_webhooks_keep_deliveries_pending_and_send_them_when_resumed(self, org, webhook, receiver):
+    def test_paused_webhooks_keep_deliveries_pending_and_send_them_when_resumed(
+        self, org, webhook, receiver
+    ):
         actions.pause_webhook(webhook)
         publish(org, "person.created", {})
         assert deliver_due() == 0 and receiver.requests == []
@@ -316,7 +334,9 @@ class TestSecretRotation:
 
         old_secret = webhook.secret
         webhook.rotate_secret(grace=timedelta(hours=1))
-        webhook.previous_secrets[0]["expires_at"] = (timezone.now() - timedelta(seconds=1)).isoformat()
+        webhook.previous_secrets[0]["expires_at"] = (
+            timezone.now() - timedelta(seconds=1)
+        ).isoformat()
         webhook.save()
         publish(org, "person.created", {})
         deliver_due()
@@ -373,7 +393,9 @@ class TestClaims:
 
 def test_counters_feed_success_rate_latency_and_failures(org, receiver, settings):
     webhook = WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
-    receiver.script("/hook", Answer(status=200), Answer(status=200), Answer(status=200), Answer(status=500))
+    receiver.script(
+        "/hook", Answer(status=200), Answer(status=200), Answer(status=200), Answer(status=500)
+    )
     for i in range(4):
         publish(org, "person.created", {"i": i})
     deliver_due(concurrency=1)

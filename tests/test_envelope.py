@@ -36,11 +36,13 @@ def test_the_envelope_has_twigs_fields_plus_the_webhook_id_in_order():
 def test_small_floats_are_written_as_javascript_writes_them():
     rng = random.Random(7)
     values = [1e-05, 1.23e-05, 2.5e-07, 1e-07, 5e-324, -3e-5, 0.0001, 0.1, 1 / 3, 98.6]
-    values += [
-        struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(2000)
+    values += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(2000)]
+    values = [
+        v for v in values if v == v and abs(v) != float("inf") and (abs(v) < 1e16 or v != int(v))
     ]
-    values = [v for v in values if v == v and abs(v) != float("inf") and (abs(v) < 1e16 or v != int(v))]
-    values = [v for v in values if v != int(v) or abs(v) < 1]  # integral floats: SPEC §3 leaves them out
+    values = [
+        v for v in values if v != int(v) or abs(v) < 1
+    ]  # integral floats: SPEC §3 leaves them out
     text = dumps_compact({"values": values})
     assert node_restringify(text) == text
     assert json.loads(text)["values"] == values  # and the numbers are unchanged
@@ -48,8 +50,15 @@ def test_small_floats_are_written_as_javascript_writes_them():
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(1e-05, "0.00001"), (1.23e-05, "0.0000123"), (2.5e-07, "2.5e-7"), (1e-07, "1e-7"),
-     (-4.5e-10, "-4.5e-10"), (0.5, "0.5"), (1e300, "1e+300")],
+    [
+        (1e-05, "0.00001"),
+        (1.23e-05, "0.0000123"),
+        (2.5e-07, "2.5e-7"),
+        (1e-07, "1e-7"),
+        (-4.5e-10, "-4.5e-10"),
+        (0.5, "0.5"),
+        (1e300, "1e+300"),
+    ],
 )
 def test_js_number(value, expected):
     assert js_number(value) == expected

@@ -27,7 +27,9 @@ def test_an_event_fans_out_to_every_matching_pattern(org):
 
     published = publish(org, "person.created", {"id": 1})
 
-    targets = set(Delivery.objects.filter(event=published.event).values_list("webhook_id", flat=True))
+    targets = set(
+        Delivery.objects.filter(event=published.event).values_list("webhook_id", flat=True)
+    )
     assert targets == {exact.id, wildcard.id, everything.id}
     assert other_type.id not in targets and other_resource.id not in targets
     assert published.delivery_count == 3
@@ -92,7 +94,9 @@ class TestIdempotency:
 
     def test_a_key_older_than_24_hours_starts_a_new_event(self, org):
         first = publish(org, "person.created", {}, idempotency_key="k")
-        Event.objects.filter(pk=first.event.pk).update(created_at=timezone.now() - timedelta(hours=25))
+        Event.objects.filter(pk=first.event.pk).update(
+            created_at=timezone.now() - timedelta(hours=25)
+        )
         later = publish(org, "person.created", {}, idempotency_key="k")
         assert later.created and later.event.pk != first.event.pk
         assert Event.objects.count() == 2
@@ -101,8 +105,18 @@ class TestIdempotency:
 class TestBadInputWritesNothing:
     @pytest.mark.parametrize(
         "event_type",
-        ["", "person", "Person.created", "person..created", "person.created.", "pérson.created",
-         "a." + "b" * 100, "person created", 42, None],
+        [
+            "",
+            "person",
+            "Person.created",
+            "person..created",
+            "person.created.",
+            "pérson.created",
+            "a." + "b" * 100,
+            "person created",
+            42,
+            None,
+        ],
     )
     def test_invalid_type_names(self, org, event_type):
         subscribed(org, "*")

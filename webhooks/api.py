@@ -5,12 +5,11 @@ from datetime import datetime
 from typing import Literal
 
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
-from config.api import ErrorOut, StrictSchema, page
+from config.api import ErrorOut, StrictSchema, get_by_public_id, page
 from deliveries import actions, metrics
 from webhooks.auth import ApiKeyAuth
 from webhooks.errors import InvalidInput
@@ -130,7 +129,9 @@ def webhook_out(webhook: Webhook, *, with_secret: bool = False) -> dict:
 
 
 def _get(request, webhook_id: str) -> Webhook:
-    return get_object_or_404(Webhook, organization=request.organization, public_id=webhook_id)
+    return get_by_public_id(
+        Webhook.objects.filter(organization=request.organization), webhook_id, "wh"
+    )
 
 
 @router.post(
@@ -139,7 +140,7 @@ def _get(request, webhook_id: str) -> Webhook:
 def create_webhook(request, payload: WebhookIn):
     fields = clean_webhook_fields(payload.model_dump())
     webhook = Webhook.objects.create(organization=request.organization, **fields)
-    return 201, webhook_out(webhook, with_secret=True)
+    return Status(201, webhook_out(webhook, with_secret=True))
 
 
 @router.get("", response={200: WebhookListOut, codes_4xx: ErrorOut}, summary="List webhooks")
@@ -184,7 +185,7 @@ def update_webhook(request, webhook_id: str, payload: WebhookPatch):
 )
 def delete_webhook(request, webhook_id: str):
     _get(request, webhook_id).delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.post(
@@ -207,7 +208,9 @@ def rotate_secret(request, webhook_id: str):
 )
 def send_test(request, webhook_id: str):
     published = actions.send_test(_get(request, webhook_id))
-    return 202, {"event_id": published.event.public_id, "deliveries": published.delivery_count}
+    return Status(
+        202, {"event_id": published.event.public_id, "deliveries": published.delivery_count}
+    )
 
 
 @router.post(
@@ -217,7 +220,7 @@ def send_test(request, webhook_id: str):
 )
 def retry_failed(request, webhook_id: str, payload: RetryFailedIn | None = None):
     since = payload.since if payload else None
-    return 202, {"count": actions.retry_failed(_get(request, webhook_id), since=since)}
+    return Status(202, {"count": actions.retry_failed(_get(request, webhook_id), since=since)})
 
 
 @router.get(

@@ -39,12 +39,25 @@ RESERVED_HEADERS = frozenset(
 _url_syntax = URLValidator(schemes=["http", "https"])
 
 
+def check_storable(text: str, field: str) -> None:
+    # PostgreSQL text cannot hold NUL, and UTF-8 cannot carry a lone surrogate.
+    if "\0" in text:
+        raise InvalidInput("may not contain NUL characters", field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("contains a lone surrogate, which is not valid UTF-8", field) from None
+
+
 def clean_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("enter the endpoint's URL", "url")
     url = url.strip()
     if len(url) > settings.HERALD_MAX_URL_LENGTH:
         raise InvalidInput(f"must be at most {settings.HERALD_MAX_URL_LENGTH} characters", "url")
+    check_storable(url, "url")
+    if any(c < " " or c == "\x7f" for c in url):
+        raise InvalidInput("may not contain control characters", "url")
     try:
         _url_syntax(url)
     except ValidationError:
@@ -86,6 +99,15 @@ def clean_header_name(name: object, field: str = "signature_header") -> str:
         )
     if name.lower() in RESERVED_HEADERS:
         raise InvalidInput(f"{name} is set by Herald and cannot be used here", field)
+    if field == "signature_header":
+        from deliveries.signing import timestamp_header_name
+
+        # Its timestamp companion must not collide either ("Webhook" → "Webhook-Timestamp").
+        companion = timestamp_header_name(name)
+        if companion.lower() in RESERVED_HEADERS:
+            raise InvalidInput(
+                f"its timestamp header would be {companion}, which Herald sets", field
+            )
     return name
 
 
@@ -113,6 +135,7 @@ def clean_headers(headers: object, signature_header: str | None = None) -> dict[
             raise InvalidInput("header values must be strings", field)
         if len(value) > MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
             raise InvalidInput(f"must be one line of at most {MAX_HEADER_VALUE} characters", field)
+        check_storable(value, field)
         cleaned[name] = value
     return cleaned
 
@@ -140,6 +163,7 @@ def clean_text(value: object, field: str, max_length: int) -> str:
     value = value.strip()
     if len(value) > max_length:
         raise InvalidInput(f"must be at most {max_length} characters", field)
+    check_storable(value, field)
     return value
 
 

@@ -16,15 +16,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--receiver-url", default="http://127.0.0.1:8001")
         parser.add_argument("--app-url", default="http://127.0.0.1:8000")
-        parser.add_argument("--stream", action="store_true", help="publish demo events until stopped")
-        parser.add_argument("--interval", type=float, default=2.0, help="seconds between streamed events (mean)")
+        parser.add_argument(
+            "--stream", action="store_true", help="publish demo events until stopped"
+        )
+        parser.add_argument(
+            "--interval", type=float, default=2.0, help="seconds between streamed events (mean)"
+        )
 
     def handle(self, receiver_url, app_url, stream=False, interval=2.0, **options):
         if stream:
             return self.stream(interval)
         seeded = demo.seed(receiver_url)
         org = seeded.organization
-        self.stderr.write(f"Demo organization {org.name} with {org.webhooks.count()} webhooks → {receiver_url}")
+        self.stderr.write(
+            f"Demo organization {org.name} with {org.webhooks.count()} webhooks → {receiver_url}"
+        )
         if seeded.api_key:
             self.stderr.write(f"API key (shown once): {seeded.api_key}")
         self.stderr.write(
