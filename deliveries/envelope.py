@@ -54,18 +54,11 @@ def js_number(value: float) -> str:
 
 
 def _encode_key(key: object) -> str:
+    # Like json.dumps: scalar keys become their JSON text.
     if isinstance(key, str):
         return key
-    if key is True:
-        return "true"
-    if key is False:
-        return "false"
-    if key is None:
-        return "null"
-    if isinstance(key, int):
-        return int.__repr__(key)
-    if isinstance(key, float):
-        return js_number(key)
+    if key is None or isinstance(key, bool | int | float):
+        return _encode_js(key)
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 

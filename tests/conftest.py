@@ -92,3 +92,18 @@ def deliver_due(**kwargs) -> int:
     kwargs.setdefault("concurrency", 8)
     kwargs.setdefault("max_seconds", 30)
     return dispatch.run(**kwargs)
+
+
+def error_of(response, status: int, code: str | None = None, field: str | None = None) -> dict:
+    """Assert the API's error envelope and return its `error` object."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert set(error) <= {"code", "message", "field"}
+    if code is not None:
+        assert error["code"] == code
+    assert error.get("field") == field
+    return error

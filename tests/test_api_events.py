@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
 from deliveries.publishing import publish
-from tests.conftest import ApiClient, deliver_due
+from tests.conftest import ApiClient, deliver_due, error_of
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 from tests.receiver import Answer
 from webhooks.models import EventType, Webhook
@@ -19,21 +19,6 @@ EVENTS = "/api/v1/events"
 DELIVERIES = "/api/v1/deliveries"
 MIB = 1024 * 1024
 ISO_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def error_of(response, status: int, code: str | None = None, field: str | None = None) -> dict:
-    """Assert the error envelope and return its `error` object."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert set(error) <= {"code", "message", "field"}
-    if code is not None:
-        assert error["code"] == code
-    assert error.get("field") == field
-    return error
 
 
 def assert_nothing_published() -> None:

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
 from deliveries.publishing import publish
-from tests.conftest import ApiClient, deliver_due
+from tests.conftest import ApiClient, deliver_due, error_of
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 from tests.receiver import Answer
 from webhooks.models import ApiKey, Webhook
@@ -21,21 +21,6 @@ WEBHOOKS = "/api/v1/webhooks"
 
 def url_of(webhook: Webhook, action: str = "") -> str:
     return f"{WEBHOOKS}/{webhook.public_id}{action}"
-
-
-def error_of(response, status: int, code: str | None = None, field: str | None = None) -> dict:
-    """Assert the error envelope and return its `error` object."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert set(error) <= {"code", "message", "field"}
-    if code is not None:
-        assert error["code"] == code
-    assert error.get("field") == field
-    return error
 
 
 def stored(webhook: Webhook) -> dict:
