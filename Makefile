@@ -25,7 +25,8 @@ run: $(VENV)/.installed
 	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 \
 		$(BIN)/python manage.py demo --receiver-url http://127.0.0.1:$(RECEIVER_PORT) --app-url http://$(HOST):$(PORT)
 	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 HOST=$(HOST) PORT=$(PORT) RECEIVER_PORT=$(RECEIVER_PORT) \
-		$(BIN)/honcho start -f Procfile.demo
+		$(BIN)/honcho start -f Procfile.demo; status=$$?; \
+		[ -n "$$REDIS_URL" ] || $(BIN)/python -m config.embedded_redis stop; exit $$status
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

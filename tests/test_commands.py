@@ -84,6 +84,22 @@ def test_retryfailed_prints_the_count(org, receiver):
     assert run("retryfailed", webhook.public_id, "--since", "2999-01-01T00:00:00") == "0"
 
 
+def test_retrydelivery_queues_one_manual_attempt(org, receiver):
+    WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
+    receiver.script("/hook", Answer(status=500))
+    publish(org, "person.created", {})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    assert run("retrydelivery", delivery.public_id) == delivery.public_id
+    deliver_due()
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 2
+    with pytest.raises(CommandError, match="already succeeded"):
+        run("retrydelivery", delivery.public_id)
+    with pytest.raises(CommandError, match="No delivery"):
+        run("retrydelivery", "dlv_nope")
+
+
 def test_retryfailed_refuses_a_bad_since(org):
     webhook = WebhookFactory(organization=org)
     with pytest.raises(CommandError, match="ISO 8601"):
