@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "ninja",
     "webhooks",
     "deliveries",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -177,9 +178,15 @@ HERALD_SWEEP_SECONDS = env_int("HERALD_SWEEP_SECONDS", 30, minimum=1)
 HERALD_ALERT_INTERVAL_SECONDS = env_int("HERALD_ALERT_INTERVAL_SECONDS", 60, minimum=1)
 HERALD_DISABLE_AFTER_FAILURES = env_int("HERALD_DISABLE_AFTER_FAILURES", 50, minimum=1)
 HERALD_DISABLE_AFTER_HOURS = env_int("HERALD_DISABLE_AFTER_HOURS", 24, minimum=0)
+# A Slack-compatible incoming webhook that also receives alert notices (optional).
+HERALD_SLACK_WEBHOOK_URL = env_str("HERALD_SLACK_WEBHOOK_URL", "")
 HERALD_RETENTION_DAYS = env_int("HERALD_RETENTION_DAYS", 30, minimum=1)
 HERALD_SECRET_GRACE_HOURS = env_int("HERALD_SECRET_GRACE_HOURS", 24, minimum=0)
 HERALD_IDEMPOTENCY_HOURS = 24
+
+# API requests per API key per (sliding) window; 0 turns the limit off.
+HERALD_API_RATE_LIMIT = env_int("HERALD_API_RATE_LIMIT", 600, minimum=0)
+HERALD_API_RATE_WINDOW_SECONDS = env_int("HERALD_API_RATE_WINDOW_SECONDS", 60, minimum=1)
 
 # Requests in flight per worker process, and how long one dispatch job keeps
 # claiming new work before handing over to a fresh job.

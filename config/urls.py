@@ -9,6 +9,7 @@ from webhooks.api import router as webhooks_router
 api.add_router("/v1/webhooks", webhooks_router)
 api.add_router("/v1/events", events_router)
 api.add_router("/v1/deliveries", deliveries_router)
+api.add_router("/v1", "deliveries.alerts_api.router")
 
 
 def api_not_found(request, rest=""):
@@ -23,4 +24,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    path("", include("dashboard.urls")),
 ]

@@ -135,13 +135,19 @@ def percentile_from_histogram(counts: list[int], fraction: float) -> float | Non
     return lower
 
 
-def window_stats(webhook_ids: list[int], since: datetime) -> dict[int, WindowStats]:
-    """Stats per webhook over the buckets from `since` on (one grouped query)."""
+def window_stats(
+    webhook_ids: list[int], since: datetime, until: datetime | None = None
+) -> dict[int, WindowStats]:
+    """Stats per webhook over the buckets from `since` on (to `until`'s
+    minute, when given), in one grouped query."""
     sums = {c: Sum(c) for c in COUNTER_COLUMNS}
-    rows = (
-        WebhookStats.objects.filter(webhook_id__in=webhook_ids, minute__gte=minute_of(since))
-        .values("webhook_id")
-        .annotate(**{f"s_{c}": agg for c, agg in sums.items()}, last_minute=Max("minute"))
+    buckets = WebhookStats.objects.filter(webhook_id__in=webhook_ids, minute__gte=minute_of(since))
+    if until is not None:
+        # `<` the next minute rather than `<=` this one: on SQLite the raw
+        # upsert stores "…:00+00:00", which sorts after the ORM's "…:00".
+        buckets = buckets.filter(minute__lt=minute_of(until) + timedelta(minutes=1))
+    rows = buckets.values("webhook_id").annotate(
+        **{f"s_{c}": agg for c, agg in sums.items()}, last_minute=Max("minute")
     )
     result = {webhook_id: WindowStats() for webhook_id in webhook_ids}
     for row in rows:
@@ -165,3 +171,52 @@ WINDOWS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
+
+
+@dataclass
+class Point:
+    """One bucket of a time series (an hour, a day, or a minute)."""
+
+    at: datetime
+    attempts: int = 0
+    succeeded_attempts: int = 0
+    failed_deliveries: int = 0
+    avg_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded_attempts / self.attempts if self.attempts else None
+
+
+def series(
+    webhook_ids: list[int], since: datetime, until: datetime, step: timedelta
+) -> dict[int, list[Point]]:
+    """Per webhook, the counters summed into buckets of `step` from `since` to
+    `until`, empty buckets included. One query over at most one row per
+    webhook-minute."""
+    start = minute_of(since)
+    count = max(1, int((until - start) / step) + 1)
+    points = {
+        webhook_id: [Point(at=start + i * step) for i in range(count)] for webhook_id in webhook_ids
+    }
+    sums: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTER_COLUMNS, 0))
+    rows = WebhookStats.objects.filter(
+        webhook_id__in=webhook_ids, minute__gte=start, minute__lte=until
+    ).values_list("webhook_id", "minute", *COUNTER_COLUMNS)
+    for webhook_id, minute, *counts in rows:
+        index = min(count - 1, int((minute - start) / step))
+        bucket = sums[(webhook_id, index)]
+        for column, value in zip(COUNTER_COLUMNS, counts, strict=True):
+            bucket[column] += value
+    for (webhook_id, index), bucket in sums.items():
+        point = points[webhook_id][index]
+        point.attempts = bucket["attempts"]
+        point.succeeded_attempts = bucket["succeeded_attempts"]
+        point.failed_deliveries = bucket["failed_deliveries"]
+        if bucket["responses"]:
+            point.avg_latency_ms = bucket["latency_total_ms"] / bucket["responses"]
+            point.p95_latency_ms = percentile_from_histogram(
+                [bucket[f"lat_{i}"] for i in range(N_LATENCY_BUCKETS)], 0.95
+            )
+    return points

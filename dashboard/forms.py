@@ -1,0 +1,138 @@
+"""Dashboard forms. The rules live in webhooks.validation (shared with the
+API); these forms only turn its errors into messages next to the fields."""
+
+from django import forms
+
+from webhooks import validation
+from webhooks.errors import InvalidInput
+from webhooks.models import Webhook
+
+
+def checked(function, *args):
+    """Run a webhooks.validation rule; its error becomes the field's error."""
+    try:
+        return function(*args)
+    except InvalidInput as error:
+        raise forms.ValidationError(error.message) from None
+
+
+def parse_header_lines(text: str) -> dict[str, str]:
+    """'Name: value' per line into a dict; a line without a colon is an error."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise forms.ValidationError(f"Line {number}: write headers as 'Name: value'.")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def split_patterns(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+class WebhookForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False)
+    url = forms.CharField(
+        label="Endpoint URL", max_length=2048, widget=forms.URLInput(attrs={"placeholder": "https://"})
+    )
+    known_types = forms.MultipleChoiceField(
+        label="Event types", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    patterns = forms.CharField(
+        label="Other types or patterns",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "person.*\norder.paid"}),
+        help_text="One per line: an exact type, 'resource.*', or '*' for everything.",
+    )
+    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    timeout_seconds = forms.IntegerField(
+        label="Timeout (seconds)", min_value=1, max_value=300, initial=10
+    )
+    max_attempts = forms.IntegerField(min_value=1, max_value=10, initial=5)
+    verify_tls = forms.BooleanField(label="Verify TLS certificates", required=False, initial=True)
+    signature_style = forms.ChoiceField(
+        choices=Webhook.SignatureStyle.choices, required=False, label="Compatibility signature"
+    )
+    signature_header = forms.CharField(max_length=100, initial="X-Webhook-Signature")
+    headers = forms.CharField(
+        label="Custom headers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Authorization: Bearer …"}),
+        help_text="One 'Name: value' per line, sent with every request.",
+    )
+
+    def __init__(self, *args, event_types: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["known_types"].choices = [(name, name) for name in event_types]
+
+    @classmethod
+    def initial_for(cls, webhook: Webhook, event_types: list[str]) -> dict:
+        known = [p for p in webhook.event_patterns if p in event_types]
+        return {
+            "name": webhook.name,
+            "url": webhook.url,
+            "known_types": known,
+            "patterns": "\n".join(p for p in webhook.event_patterns if p not in known),
+            "description": webhook.description,
+            "timeout_seconds": webhook.timeout_seconds,
+            "max_attempts": webhook.max_attempts,
+            "verify_tls": webhook.verify_tls,
+            "signature_style": webhook.signature_style,
+            "signature_header": webhook.signature_header,
+            "headers": "\n".join(f"{k}: {v}" for k, v in webhook.headers.items()),
+        }
+
+    def clean_url(self):
+        return checked(validation.clean_url, self.cleaned_data["url"])
+
+    def clean_name(self):
+        return checked(validation.clean_text, self.cleaned_data["name"], "name", 200)
+
+    def clean_description(self):
+        return checked(validation.clean_text, self.cleaned_data["description"], "description", 2000)
+
+    def clean_signature_header(self):
+        return checked(validation.clean_header_name, self.cleaned_data["signature_header"])
+
+    def clean(self):
+        data = super().clean()
+        patterns = list(data.get("known_types") or []) + split_patterns(data.get("patterns") or "")
+        if "patterns" not in self.errors:
+            try:
+                data["event_patterns"] = validation.clean_event_patterns(patterns)
+            except InvalidInput as error:
+                self.add_error("patterns", error.message)
+        if "signature_header" in data and "headers" not in self.errors:
+            try:
+                headers = parse_header_lines(data.get("headers") or "")
+                data["header_dict"] = validation.clean_headers(headers, data["signature_header"])
+            except forms.ValidationError as error:
+                self.add_error("headers", error)
+            except InvalidInput as error:
+                self.add_error("headers", error.message)
+        return data
+
+    def webhook_fields(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "url": data["url"],
+            "description": data["description"],
+            "event_patterns": data["event_patterns"],
+            "timeout_seconds": data["timeout_seconds"],
+            "max_attempts": data["max_attempts"],
+            "verify_tls": data["verify_tls"],
+            "signature_style": data.get("signature_style") or "",
+            "signature_header": data["signature_header"],
+            "headers": data["header_dict"],
+        }
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="What uses this key, e.g. 'billing service'.")
+
+    def clean_name(self):
+        return checked(validation.clean_text, self.cleaned_data["name"], "name", 200)

@@ -1,0 +1,30 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from dashboard import views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.overview, name="overview"),
+    path("orgs/switch/", views.switch_organization, name="switch_organization"),
+    path("webhooks/new/", views.webhook_create, name="webhook_create"),
+    path("webhooks/preview/", views.pattern_preview, name="pattern_preview"),
+    path("webhooks/<str:webhook_id>/", views.webhook_detail, name="webhook"),
+    path("webhooks/<str:webhook_id>/log/", views.webhook_log, name="webhook_log"),
+    path("webhooks/<str:webhook_id>/edit/", views.webhook_edit, name="webhook_edit"),
+    path("webhooks/<str:webhook_id>/delete/", views.webhook_delete, name="webhook_delete"),
+    path("webhooks/<str:webhook_id>/pause/", views.webhook_pause, name="webhook_pause"),
+    path("webhooks/<str:webhook_id>/resume/", views.webhook_resume, name="webhook_resume"),
+    path("webhooks/<str:webhook_id>/test/", views.webhook_test, name="webhook_test"),
+    path("webhooks/<str:webhook_id>/retry-failed/", views.webhook_retry_failed, name="webhook_retry_failed"),
+    path("webhooks/<str:webhook_id>/secret/", views.webhook_secret, name="webhook_secret"),
+    path("webhooks/<str:webhook_id>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
+    path("deliveries/<str:delivery_id>/", views.delivery_detail, name="delivery"),
+    path("deliveries/<str:delivery_id>/row/", views.delivery_row, name="delivery_row"),
+    path("deliveries/<str:delivery_id>/retry/", views.delivery_retry, name="delivery_retry"),
+    path("events/", views.events, name="events"),
+    path("events/<str:event_id>/", views.event_detail, name="event"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+]

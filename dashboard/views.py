@@ -1,0 +1,321 @@
+"""Dashboard pages. Thin: data comes from dashboard.queries, changes go
+through deliveries.actions and webhooks.validation, as the API's do."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
+
+from dashboard import charts, queries
+from dashboard.access import SESSION_KEY, member_required, memberships
+from dashboard.forms import ApiKeyForm, WebhookForm
+from deliveries import actions, metrics
+from deliveries.models import Delivery, Event
+from webhooks import ids, patterns
+from webhooks.errors import HeraldError
+from webhooks.models import ApiKey, EventType, Webhook
+
+
+def _get(model, request: HttpRequest, public_id: str, prefix: str, select: tuple = ()):
+    """An object of the current organization, or 404 (whoever else owns it)."""
+    if not ids.looks_like(public_id, prefix):
+        raise Http404
+    queryset = model.objects.filter(organization=request.organization, public_id=public_id)
+    found = queryset.select_related(*select).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def _event_types(organization) -> list[str]:
+    return list(EventType.objects.filter(organization=organization).values_list("name", flat=True))
+
+
+@require_GET
+@member_required
+def overview(request):
+    rows = queries.overview(request.organization, timezone.now())
+    for row in rows:
+        row.sparkline = charts.sparkline(row.trend)
+    return render(request, "dashboard/overview.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(manage=True)
+def webhook_create(request):
+    event_types = _event_types(request.organization)
+    form = WebhookForm(request.POST or None, event_types=event_types)
+    if request.method == "POST" and form.is_valid():
+        webhook = Webhook.objects.create(organization=request.organization, **form.webhook_fields())
+        messages.success(request, "Webhook created. Its signing secret is below.")
+        return redirect("webhook", webhook_id=webhook.public_id)
+    return render(request, "dashboard/webhook_form.html", {"form": form, "webhook": None})
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(manage=True)
+def webhook_edit(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    event_types = _event_types(request.organization)
+    form = WebhookForm(
+        request.POST or None, event_types=event_types, initial=WebhookForm.initial_for(webhook, event_types)
+    )
+    if request.method == "POST" and form.is_valid():
+        for name, value in form.webhook_fields().items():
+            setattr(webhook, name, value)
+        webhook.save()
+        messages.success(request, "Webhook saved.")
+        return redirect("webhook", webhook_id=webhook.public_id)
+    return render(request, "dashboard/webhook_form.html", {"form": form, "webhook": webhook})
+
+
+@require_GET
+@member_required(manage=True)
+def pattern_preview(request):
+    """Which known event types the typed patterns select."""
+    typed = [p.strip() for p in request.GET.get("patterns", "").replace(",", "\n").splitlines() if p.strip()]
+    valid = [p for p in typed if patterns.is_valid_pattern(p)]
+    invalid = [p for p in typed if not patterns.is_valid_pattern(p)]
+    matched = [t for t in _event_types(request.organization) if patterns.matches_any(valid, t)]
+    return render(
+        request, "dashboard/partials/pattern_preview.html", {"matched": matched, "invalid": invalid, "typed": typed}
+    )
+
+
+def _log_filters(request) -> queries.LogFilters:
+    get = request.GET
+    return queries.LogFilters(
+        status=get.get("status", ""),
+        event_type=get.get("event_type", ""),
+        since=get.get("since", ""),
+        event_id=get.get("event_id", "").strip(),
+        cursor=get.get("cursor", ""),
+    )
+
+
+@require_GET
+@member_required
+def webhook_detail(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    now = timezone.now()
+    window = request.GET.get("chart", "24h")
+    if window not in queries.CHART_WINDOWS:
+        window = "24h"
+    span, step = queries.CHART_WINDOWS[window]
+    stats = metrics.window_stats([webhook.pk], now - queries.OVERVIEW_WINDOW)[webhook.pk]
+    points = metrics.series([webhook.pk], now - span, now, step)[webhook.pk]
+    label = "%H:%M" if span <= queries.OVERVIEW_WINDOW else "%b %d"
+    context = {
+        "webhook": webhook,
+        "stats": stats,
+        "chart": charts.webhook_chart(points, label_format=label),
+        "chart_window": window,
+        "chart_windows": list(queries.CHART_WINDOWS),
+        "log": queries.delivery_log(webhook, _log_filters(request), now),
+        "event_types": _event_types(request.organization),
+        "statuses": Delivery.Status.values,
+        "log_since": list(queries.LOG_SINCE),
+    }
+    return render(request, "dashboard/webhook_detail.html", context)
+
+
+@require_GET
+@member_required
+def webhook_log(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    log = queries.delivery_log(webhook, _log_filters(request), timezone.now())
+    return render(request, "dashboard/partials/delivery_log.html", {"webhook": webhook, "log": log})
+
+
+def _back_to(request, webhook: Webhook) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("webhook", webhook_id=webhook.public_id)
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_pause(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    actions.pause_webhook(webhook)
+    messages.info(request, "Paused. New events wait as pending until you resume.")
+    return _back_to(request, webhook)
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_resume(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    actions.resume_webhook(webhook)
+    messages.success(request, "Resumed. Waiting deliveries are on their way.")
+    return _back_to(request, webhook)
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_test(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    try:
+        actions.send_test(webhook)
+        messages.success(request, "Test event sent: watch it arrive in the log below.")
+    except HeraldError as error:
+        messages.error(request, error.message)
+    return _back_to(request, webhook)
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_retry_failed(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    try:
+        count = actions.retry_failed(webhook)
+        messages.success(request, f"Retrying {count} failed deliver{'y' if count == 1 else 'ies'}.")
+    except HeraldError as error:
+        messages.error(request, error.message)
+    return _back_to(request, webhook)
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_secret(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    return render(request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True})
+
+
+@require_POST
+@member_required(manage=True)
+def webhook_rotate(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    with transaction.atomic():
+        webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+        webhook.rotate_secret()
+        webhook.save(update_fields=["secret", "previous_secrets", "updated_at"])
+    messages.success(request, "Secret rotated. The old one keeps signing for the grace period.")
+    if request.htmx:
+        return render(request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True})
+    return redirect("webhook", webhook_id=webhook.public_id)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(manage=True)
+def webhook_delete(request, webhook_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    if request.method == "POST":
+        name = str(webhook)
+        webhook.delete()
+        messages.success(request, f"Deleted {name} and its delivery history.")
+        return redirect("overview")
+    pending = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).count()
+    return render(request, "dashboard/webhook_delete.html", {"webhook": webhook, "pending": pending})
+
+
+@require_GET
+@member_required
+def delivery_detail(request, delivery_id):
+    delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
+    attempts = list(delivery.attempt_set.order_by("-number"))
+    payload = json.dumps(json.loads(delivery.event.data_json), indent=2, ensure_ascii=False)
+    return render(
+        request,
+        "dashboard/delivery_detail.html",
+        {"delivery": delivery, "attempts": attempts, "payload": payload},
+    )
+
+
+def _row(request, delivery: Delivery, status: int = 200) -> HttpResponse:
+    delivery.event_public_id = delivery.event.public_id
+    return render(
+        request,
+        "dashboard/partials/delivery_row.html",
+        {"delivery": delivery, "webhook": delivery.webhook},
+        status=status,
+    )
+
+
+@require_GET
+@member_required
+def delivery_row(request, delivery_id):
+    return _row(request, _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event")))
+
+
+@require_POST
+@member_required(manage=True)
+def delivery_retry(request, delivery_id):
+    delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
+    try:
+        delivery = actions.retry_delivery(delivery)
+    except HeraldError as error:
+        if request.htmx:
+            response = _row(request, delivery)
+            return trigger_client_event(response, "herald:error", {"message": error.message})
+        messages.error(request, error.message)
+        return redirect("delivery", delivery_id=delivery.public_id)
+    if request.htmx:
+        # The log starts refreshing itself, so the row turns succeeded in place.
+        return trigger_client_event(_row(request, delivery), "herald:retried")
+    messages.success(request, "Retrying now.")
+    return redirect("delivery", delivery_id=delivery.public_id)
+
+
+@require_GET
+@member_required
+def events(request):
+    try:
+        rows, next_cursor = queries.recent_events(request.organization, request.GET.get("cursor"))
+    except HeraldError:
+        return redirect("events")
+    return render(request, "dashboard/events.html", {"rows": rows, "next_cursor": next_cursor})
+
+
+@require_GET
+@member_required
+def event_detail(request, event_id):
+    event = _get(Event, request, event_id, "evt")
+    deliveries = event.deliveries.select_related("webhook").order_by("id")
+    payload = json.dumps(json.loads(event.data_json), indent=2, ensure_ascii=False)
+    return render(
+        request, "dashboard/event_detail.html", {"event": event, "deliveries": deliveries, "payload": payload}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_key = None
+    if request.method == "POST":
+        if not request.membership.can_manage:
+            raise PermissionDenied("Viewers can look but not change anything.")
+        if form.is_valid():
+            _, new_key = ApiKey.issue(request.organization, name=form.cleaned_data["name"])
+            form = ApiKeyForm()
+    keys = ApiKey.objects.filter(organization=request.organization).order_by("-created_at")
+    return render(request, "dashboard/api_keys.html", {"form": form, "keys": keys, "new_key": new_key})
+
+
+@require_POST
+@member_required(manage=True)
+def api_key_revoke(request, key_id):
+    key = _get(ApiKey, request, key_id, "key")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        messages.success(request, f"Revoked {key.prefix}…; requests with it now get 401.")
+    return redirect("api_keys")
+
+
+@require_POST
+@member_required
+def switch_organization(request):
+    wanted = request.POST.get("organization", "")
+    if not any(m.organization.public_id == wanted for m in memberships(request.user)):
+        raise Http404
+    request.session[SESSION_KEY] = wanted
+    return redirect(reverse("overview"))
