@@ -9,6 +9,9 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
   d  dispatch latency (publish -> first byte at the receiver) at 100 events/s,
      workers and scheduler running
   e  peak RSS of the worker processes during b and c
+  f  dashboard pages (overview, webhook page, delivery log, events) at 10 k and
+     at 1 M attempts of history (--quick: 200 k), timed in-process with
+     Django's test Client
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the
 DATABASE_URL server, else SQLite var/bench.sqlite3) and Redis database 14,
@@ -480,6 +483,130 @@ def scenario_e(ctx: Context) -> list[Row]:
         "descendants, summed, sampled every 100 ms (pages shared after the fork are "
         "counted in every process that maps them)."
     )
+    return rows
+
+
+def fmt_count(n: int) -> str:
+    """10_000 -> "10 k", 1_000_000 -> "1 M"."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000} M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000} k"
+    return f"{n:,}"
+
+
+@contextmanager
+def dashboard_settings(use_manifest: bool):
+    """The test Client's host must be allowed; without a collected static
+    manifest (or with a stale one) pages are rendered with plain static URLs."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    changes = {}
+    if not {"testserver", "*"} & set(settings.ALLOWED_HOSTS):
+        changes["ALLOWED_HOSTS"] = [*settings.ALLOWED_HOSTS, "testserver"]
+    if not use_manifest:
+        storages = dict(settings.STORAGES)
+        storages["staticfiles"] = {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        }
+        changes["STORAGES"] = storages
+    with override_settings(**changes):
+        yield
+
+
+DASHBOARD_TARGET_RATIO = 1.5
+
+
+@scenario("f", "dashboard pages at 10 k and at 1 M attempts")
+def scenario_f(ctx: Context) -> list[Row]:
+    from django.test import Client
+
+    import dashboard_history as history
+
+    day = 24 * 3600.0
+    sizes = [(10_000, day), (200_000 if ctx.quick else 1_000_000, 30 * day)]
+    organization, webhooks, owner = history.create_organization()
+    busiest = webhooks[0]
+    client = Client()
+    client.force_login(owner)
+    hook = f"/webhooks/{busiest.public_id}/"
+    # (key, label, url, has a target)
+    pages = [
+        ("overview", "overview /", "/", True),
+        ("webhook", "webhook page (busiest, 24h chart)", hook, True),
+        ("log", "delivery-log partial .../log/", hook + "log/", False),
+        ("events", "events /events/", "/events/", False),
+        ("webhook_30d", "webhook page ?chart=30d", hook + "?chart=30d", False),
+    ]
+    use_manifest = True
+    notes: set[str] = set()
+    fills: list[tuple[int, float, history.Fill]] = []
+    timings: dict[str, dict[int, history.PageTiming]] = {key: {} for key, *_ in pages}
+    for size, span in sizes:
+        log(f"f: filling {fmt_count(size)} attempts over {span / day:.0f} day(s)")
+        fill = history.fill_history(organization, webhooks, size, span, notes)
+        fills.append((size, span, fill))
+        for key, _label, url, _target in pages:
+            try:
+                with dashboard_settings(use_manifest):
+                    timing = history.time_page(client, url, percentile)
+            except ValueError as exc:
+                if not use_manifest or "manifest" not in str(exc):
+                    raise
+                use_manifest = False
+                ctx.notes.append(f"f: static manifest missing or stale ({exc}); plain static URLs.")
+                with dashboard_settings(use_manifest):
+                    timing = history.time_page(client, url, percentile)
+            timings[key][size] = timing
+            log(
+                f"f: {url} at {fmt_count(size)}: median {timing.median_ms:.1f} ms, "
+                f"p90 {timing.p90_ms:.1f} ms, {timing.queries} queries"
+            )
+    small, large = sizes[0][0], sizes[1][0]
+    ctx.results["f"] = {"fills": fills, "timings": timings, "sizes": (small, large)}
+
+    rows = []
+    for size, span, fill in fills:
+        rows.append(
+            Row(
+                "f",
+                f"fill {fmt_count(size)}: {fill.attempts:,} attempts, {fill.deliveries:,} "
+                f"deliveries, {fill.events:,} events, {fill.stats_rows:,} stats rows "
+                f"over {span / day:.0f} d",
+                f"{fill.seconds:.1f} s",
+            )
+        )
+    for key, label, _url, has_target in pages:
+        by_size = timings[key]
+        for size in (small, large):
+            t = by_size[size]
+            rows.append(
+                Row(
+                    "f",
+                    f"{label} at {fmt_count(size)}: median (p90), SQL queries",
+                    f"{t.median_ms:.1f} ms (p90 {t.p90_ms:.1f}), {t.queries} q",
+                )
+            )
+        ratio = by_size[large].median_ms / by_size[small].median_ms
+        name = f"  ratio {fmt_count(large)} / {fmt_count(small)}"
+        if has_target:
+            target = f"<= {DASHBOARD_TARGET_RATIO}"
+            rows.append(Row("f", name, f"{ratio:.2f}", target, ratio <= DASHBOARD_TARGET_RATIO))
+        else:
+            rows.append(Row("f", name + " (info)", f"{ratio:.2f}"))
+    ctx.notes.append(
+        f"f: one organization, {len(webhooks)} webhooks (the busiest gets ~1/3 of deliveries), "
+        "history generated in the database (INSERT … SELECT) and replaced for each size "
+        f"(the {fmt_count(large)} fill deletes the {fmt_count(small)} one first); "
+        f"{fmt_count(small)} spread over the last day, {fmt_count(large)} over the last 30 days. "
+        "Pages: Django test Client in the bench process (full middleware, force_login as "
+        "owner), 3 warm-up GETs then 25 timed; queries counted on one extra GET."
+        + (" PostgreSQL: ANALYZE after each fill." if ctx.storage.is_postgres else "")
+        + (" --quick: 200 k instead of 1 M." if ctx.quick else "")
+    )
+    if notes:
+        ctx.notes.append("f: columns the fill defaulted: " + "; ".join(sorted(notes)))
     return rows
 
 

@@ -113,7 +113,11 @@ class Chart:
 
 
 def webhook_chart(
-    points: list[Point], width: int = 960, panel_height: int = 110, gap: int = 30, label_format: str = "%H:%M"
+    points: list[Point],
+    width: int = 960,
+    panel_height: int = 110,
+    gap: int = 30,
+    label_format: str = "%H:%M",
 ) -> Chart:
     """Success rate over volume bars on top, average and p95 latency below."""
     n = max(1, len(points))

@@ -36,7 +36,9 @@ def split_patterns(text: str) -> list[str]:
 class WebhookForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     url = forms.CharField(
-        label="Endpoint URL", max_length=2048, widget=forms.URLInput(attrs={"placeholder": "https://"})
+        label="Endpoint URL",
+        max_length=2048,
+        widget=forms.URLInput(attrs={"placeholder": "https://"}),
     )
     known_types = forms.MultipleChoiceField(
         label="Event types", required=False, widget=forms.CheckboxSelectMultiple
@@ -47,7 +49,9 @@ class WebhookForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "person.*\norder.paid"}),
         help_text="One per line: an exact type, 'resource.*', or '*' for everything.",
     )
-    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
     timeout_seconds = forms.IntegerField(
         label="Timeout (seconds)", min_value=1, max_value=300, initial=10
     )
@@ -136,3 +140,61 @@ class ApiKeyForm(forms.Form):
 
     def clean_name(self):
         return checked(validation.clean_text, self.cleaned_data["name"], "name", 200)
+
+
+class RuleForm(forms.Form):
+    """An alert rule. Success rate is entered in percent here (the API takes 0–1)."""
+
+    webhook = forms.ChoiceField(required=False, label="Webhook")
+    metric = forms.ChoiceField(
+        choices=[
+            ("failed_deliveries", "Failed deliveries over"),
+            ("avg_latency_ms", "Average latency (ms) over"),
+            ("success_rate", "Success rate (%) under"),
+        ]
+    )
+    threshold = forms.FloatField()
+    window_minutes = forms.IntegerField(label="Window (minutes)", initial=60)
+    min_attempts = forms.IntegerField(
+        label="Minimum attempts", initial=10, help_text="In the window, before the rule can fire."
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, webhooks=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["webhook"].choices = [("", "Every webhook")] + [
+            (w.public_id, w.name or w.url) for w in webhooks
+        ]
+
+    @classmethod
+    def initial_for(cls, rule) -> dict:
+        threshold = rule.threshold * 100 if rule.metric == "success_rate" else rule.threshold
+        return {
+            "webhook": rule.webhook.public_id if rule.webhook_id else "",
+            "metric": rule.metric,
+            "threshold": round(threshold, 4),
+            "window_minutes": rule.window_minutes,
+            "min_attempts": rule.min_attempts,
+            "enabled": rule.enabled,
+        }
+
+    def rule_fields(self) -> dict:
+        data = self.cleaned_data
+        threshold = data["threshold"]
+        if data["metric"] == "success_rate":
+            threshold = threshold / 100
+        return {
+            "webhook": data["webhook"] or None,
+            "metric": data["metric"],
+            "threshold": threshold,
+            "window_minutes": data["window_minutes"],
+            "min_attempts": data["min_attempts"],
+            "enabled": data["enabled"],
+        }
+
+    def show_error(self, error: InvalidInput) -> None:
+        field = error.field if error.field in self.fields else None
+        message = error.message
+        if field == "threshold" and self.cleaned_data.get("metric") == "success_rate":
+            message = "a success rate is a percentage above 0 and at most 100"
+        self.add_error(field, message)

@@ -97,7 +97,9 @@ class EventRow:
     outcome: dict[str, int]
 
 
-def recent_events(organization: Organization, cursor: str | None) -> tuple[list[EventRow], str | None]:
+def recent_events(
+    organization: Organization, cursor: str | None
+) -> tuple[list[EventRow], str | None]:
     events = Event.objects.filter(organization=organization).defer("data_json")
     after = decode_cursor(cursor)
     if after is not None:

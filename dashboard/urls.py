@@ -17,7 +17,11 @@ urlpatterns = [
     path("webhooks/<str:webhook_id>/pause/", views.webhook_pause, name="webhook_pause"),
     path("webhooks/<str:webhook_id>/resume/", views.webhook_resume, name="webhook_resume"),
     path("webhooks/<str:webhook_id>/test/", views.webhook_test, name="webhook_test"),
-    path("webhooks/<str:webhook_id>/retry-failed/", views.webhook_retry_failed, name="webhook_retry_failed"),
+    path(
+        "webhooks/<str:webhook_id>/retry-failed/",
+        views.webhook_retry_failed,
+        name="webhook_retry_failed",
+    ),
     path("webhooks/<str:webhook_id>/secret/", views.webhook_secret, name="webhook_secret"),
     path("webhooks/<str:webhook_id>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
     path("deliveries/<str:delivery_id>/", views.delivery_detail, name="delivery"),
@@ -25,6 +29,10 @@ urlpatterns = [
     path("deliveries/<str:delivery_id>/retry/", views.delivery_retry, name="delivery_retry"),
     path("events/", views.events, name="events"),
     path("events/<str:event_id>/", views.event_detail, name="event"),
+    path("alerts/", views.alerts_page, name="alerts"),
+    path("alerts/rules/new/", views.rule_create, name="rule_create"),
+    path("alerts/rules/<str:rule_id>/", views.rule_edit, name="rule_edit"),
+    path("alerts/rules/<str:rule_id>/delete/", views.rule_delete, name="rule_delete"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

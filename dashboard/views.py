@@ -15,9 +15,9 @@ from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 
 from dashboard import charts, queries
 from dashboard.access import SESSION_KEY, member_required, memberships
-from dashboard.forms import ApiKeyForm, WebhookForm
-from deliveries import actions, metrics
-from deliveries.models import Delivery, Event
+from dashboard.forms import ApiKeyForm, RuleForm, WebhookForm
+from deliveries import actions, alerts, metrics
+from deliveries.models import Alert, AlertRule, Delivery, Event
 from webhooks import ids, patterns
 from webhooks.errors import HeraldError
 from webhooks.models import ApiKey, EventType, Webhook
@@ -42,8 +42,10 @@ def _event_types(organization) -> list[str]:
 @member_required
 def overview(request):
     rows = queries.overview(request.organization, timezone.now())
+    open_alerts = alerts.open_alerts_by_webhook([row.webhook for row in rows])
     for row in rows:
         row.sparkline = charts.sparkline(row.trend)
+        row.alerts = open_alerts[row.webhook.pk]
     return render(request, "dashboard/overview.html", {"rows": rows})
 
 
@@ -65,7 +67,9 @@ def webhook_edit(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     event_types = _event_types(request.organization)
     form = WebhookForm(
-        request.POST or None, event_types=event_types, initial=WebhookForm.initial_for(webhook, event_types)
+        request.POST or None,
+        event_types=event_types,
+        initial=WebhookForm.initial_for(webhook, event_types),
     )
     if request.method == "POST" and form.is_valid():
         for name, value in form.webhook_fields().items():
@@ -80,12 +84,18 @@ def webhook_edit(request, webhook_id):
 @member_required(manage=True)
 def pattern_preview(request):
     """Which known event types the typed patterns select."""
-    typed = [p.strip() for p in request.GET.get("patterns", "").replace(",", "\n").splitlines() if p.strip()]
+    typed = [
+        p.strip()
+        for p in request.GET.get("patterns", "").replace(",", "\n").splitlines()
+        if p.strip()
+    ]
     valid = [p for p in typed if patterns.is_valid_pattern(p)]
     invalid = [p for p in typed if not patterns.is_valid_pattern(p)]
     matched = [t for t in _event_types(request.organization) if patterns.matches_any(valid, t)]
     return render(
-        request, "dashboard/partials/pattern_preview.html", {"matched": matched, "invalid": invalid, "typed": typed}
+        request,
+        "dashboard/partials/pattern_preview.html",
+        {"matched": matched, "invalid": invalid, "typed": typed},
     )
 
 
@@ -122,6 +132,7 @@ def webhook_detail(request, webhook_id):
         "event_types": _event_types(request.organization),
         "statuses": Delivery.Status.values,
         "log_since": list(queries.LOG_SINCE),
+        "open_alerts": alerts.open_alerts_by_webhook([webhook])[webhook.pk],
     }
     return render(request, "dashboard/webhook_detail.html", context)
 
@@ -199,7 +210,9 @@ def webhook_rotate(request, webhook_id):
         webhook.save(update_fields=["secret", "previous_secrets", "updated_at"])
     messages.success(request, "Secret rotated. The old one keeps signing for the grace period.")
     if request.htmx:
-        return render(request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True})
+        return render(
+            request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True}
+        )
     return redirect("webhook", webhook_id=webhook.public_id)
 
 
@@ -213,7 +226,9 @@ def webhook_delete(request, webhook_id):
         messages.success(request, f"Deleted {name} and its delivery history.")
         return redirect("overview")
     pending = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).count()
-    return render(request, "dashboard/webhook_delete.html", {"webhook": webhook, "pending": pending})
+    return render(
+        request, "dashboard/webhook_delete.html", {"webhook": webhook, "pending": pending}
+    )
 
 
 @require_GET
@@ -281,7 +296,9 @@ def event_detail(request, event_id):
     deliveries = event.deliveries.select_related("webhook").order_by("id")
     payload = json.dumps(json.loads(event.data_json), indent=2, ensure_ascii=False)
     return render(
-        request, "dashboard/event_detail.html", {"event": event, "deliveries": deliveries, "payload": payload}
+        request,
+        "dashboard/event_detail.html",
+        {"event": event, "deliveries": deliveries, "payload": payload},
     )
 
 
@@ -297,7 +314,9 @@ def api_keys(request):
             _, new_key = ApiKey.issue(request.organization, name=form.cleaned_data["name"])
             form = ApiKeyForm()
     keys = ApiKey.objects.filter(organization=request.organization).order_by("-created_at")
-    return render(request, "dashboard/api_keys.html", {"form": form, "keys": keys, "new_key": new_key})
+    return render(
+        request, "dashboard/api_keys.html", {"form": form, "keys": keys, "new_key": new_key}
+    )
 
 
 @require_POST
@@ -319,3 +338,69 @@ def switch_organization(request):
         raise Http404
     request.session[SESSION_KEY] = wanted
     return redirect(reverse("overview"))
+
+
+ALERT_HISTORY = 100
+
+
+def _alerts_page(request, rule_form: RuleForm, status: int = 200) -> HttpResponse:
+    organization = request.organization
+    context = {
+        "open_alerts": list(
+            alerts.list_alerts(organization, state=Alert.State.OPEN)[:ALERT_HISTORY]
+        ),
+        "history": list(
+            alerts.list_alerts(organization, state=Alert.State.RESOLVED)[:ALERT_HISTORY]
+        ),
+        "rules": list(alerts.list_rules(organization)),
+        "form": rule_form,
+    }
+    return render(request, "dashboard/alerts.html", context, status=status)
+
+
+def _webhooks(organization) -> list[Webhook]:
+    return list(Webhook.objects.filter(organization=organization).order_by("name", "id"))
+
+
+@require_GET
+@member_required
+def alerts_page(request):
+    return _alerts_page(request, RuleForm(webhooks=_webhooks(request.organization)))
+
+
+@require_POST
+@member_required(manage=True)
+def rule_create(request):
+    form = RuleForm(request.POST, webhooks=_webhooks(request.organization))
+    if form.is_valid():
+        try:
+            alerts.create_rule(request.organization, **form.rule_fields())
+            messages.success(request, "Rule added: it is checked every minute.")
+            return redirect("alerts")
+        except HeraldError as error:
+            form.show_error(error)
+    return _alerts_page(request, form, status=422)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(manage=True)
+def rule_edit(request, rule_id):
+    rule = _get(AlertRule, request, rule_id, "rule", select=("webhook",))
+    webhooks = _webhooks(request.organization)
+    form = RuleForm(request.POST or None, webhooks=webhooks, initial=RuleForm.initial_for(rule))
+    if request.method == "POST" and form.is_valid():
+        try:
+            alerts.update_rule(rule, **form.rule_fields())
+            messages.success(request, "Rule saved.")
+            return redirect("alerts")
+        except HeraldError as error:
+            form.show_error(error)
+    return render(request, "dashboard/rule_form.html", {"form": form, "rule": rule})
+
+
+@require_POST
+@member_required(manage=True)
+def rule_delete(request, rule_id):
+    alerts.delete_rule(_get(AlertRule, request, rule_id, "rule"))
+    messages.success(request, "Rule deleted; its alerts stay in the history.")
+    return redirect("alerts")

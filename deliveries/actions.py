@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries import jobs
+from deliveries import alerts, jobs
 from deliveries.metrics import StatsBatch
 from deliveries.models import Delivery, Trigger
 from deliveries.publishing import Published, publish
@@ -84,32 +84,51 @@ def pause_webhook(webhook: Webhook) -> None:
 
 
 def resume_webhook(webhook: Webhook) -> None:
-    """Active again: parked deliveries are due now, the failure streak resets."""
+    """Active again: parked deliveries are due now, the failure streaks reset
+    and a `webhook_disabled` alert resolves."""
     with transaction.atomic():
         Webhook.objects.filter(pk=webhook.pk).update(
             status=Webhook.Status.ACTIVE,
             disabled_reason="",
             consecutive_failures=0,
             failing_since=None,
+            consecutive_failed_deliveries=0,
+            failed_deliveries_since=None,
         )
         woken = Delivery.objects.filter(
             webhook=webhook, status=Delivery.Status.PENDING, next_attempt_at__isnull=True
         ).update(next_attempt_at=timezone.now())
         if woken:
             transaction.on_commit(jobs.wake_dispatcher)
+        alerts.resolve_disabled_alerts(webhook)
     webhook.status = Webhook.Status.ACTIVE
     webhook.disabled_reason = ""
     webhook.consecutive_failures = 0
     webhook.failing_since = None
+    webhook.consecutive_failed_deliveries = 0
+    webhook.failed_deliveries_since = None
 
 
-def disable_webhook(webhook: Webhook, reason: str) -> int:
-    """Herald stops the webhook: its pending deliveries end failed. Returns
-    how many deliveries that ended."""
-    now = timezone.now()
+def disable_webhook(
+    webhook: Webhook,
+    reason: str,
+    *,
+    now: datetime | None = None,
+    value: float | None = None,
+    threshold: float | None = None,
+) -> int:
+    """Herald stops the webhook: its pending deliveries end failed, and (if it
+    was not disabled already) a `webhook_disabled` alert opens with `value`
+    and `threshold` and `herald.webhook.disabled` is published. Returns how
+    many deliveries that ended."""
+    now = now or timezone.now()
     with transaction.atomic():
-        Webhook.objects.filter(pk=webhook.pk).update(
-            status=Webhook.Status.DISABLED, disabled_reason=reason[:500]
+        # Conditional, so that of two workers disabling it at once (two 410s)
+        # only one opens the alert.
+        newly = (
+            Webhook.objects.filter(pk=webhook.pk)
+            .exclude(status=Webhook.Status.DISABLED)
+            .update(status=Webhook.Status.DISABLED, disabled_reason=reason[:500])
         )
         ended = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.FAILED,
@@ -120,6 +139,8 @@ def disable_webhook(webhook: Webhook, reason: str) -> int:
         stats = StatsBatch()
         stats.deliveries_failed(webhook.pk, now, ended)
         stats.write()
+        if newly:
+            alerts.open_disabled_alert(webhook, reason, now=now, value=value, threshold=threshold)
     webhook.status = Webhook.Status.DISABLED
     webhook.disabled_reason = reason[:500]
     return ended

@@ -2,12 +2,20 @@
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Header, Query, Router, Schema, Status
-from ninja.responses import codes_4xx
 
-from config.api import ErrorOut, StrictSchema, get_by_public_id, page
+from config.api import (
+    WITH_BODY,
+    WITH_ID,
+    WITH_QUERY,
+    IsoTime,
+    StrictSchema,
+    get_by_public_id,
+    page,
+    responses,
+)
 from deliveries import actions
 from deliveries.envelope import iso_millis
 from deliveries.models import Delivery, DeliveryAttempt, Event
@@ -21,11 +29,26 @@ events_router = Router(auth=ApiKeyAuth(), tags=["events"])
 deliveries_router = Router(auth=ApiKeyAuth(), tags=["deliveries"])
 
 
+# ECMAScript, as JSON Schema patterns are: `$` is the end of the text.
+_EVENT_TYPE = "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$"
+
+
 class EventIn(StrictSchema):
-    type: str = Field(description="resource.action, lowercase, at most 100 characters")
-    data: dict[str, Any] = Field(description="any JSON object, at most 1 MiB")
+    type: str = Field(
+        description="resource.action: lowercase segments of letters, digits and underscores, "
+        "separated by dots, at most 100 characters",
+        examples=["person.created"],
+        json_schema_extra={"maxLength": 100, "pattern": _EVENT_TYPE},
+    )
+    data: dict[str, Any] = Field(
+        description="any JSON object, at most 1 MiB", examples=[{"id": 42, "name": "Zoë"}]
+    )
     idempotency_key: str | None = Field(
-        None, description="a repeat within 24 h returns the first event and sends nothing"
+        None,
+        description="printable text, at most 255 characters; a repeat within 24 h returns "
+        "the first event and sends nothing",
+        examples=["person-42-created"],
+        json_schema_extra={"maxLength": 255},
     )
 
 
@@ -129,14 +152,23 @@ def _deliveries(request):
 
 @events_router.post(
     "",
-    response={202: PublishedOut, 200: PublishedOut, codes_4xx: ErrorOut},
+    response=responses({202: PublishedOut, 200: PublishedOut}, *WITH_BODY),
     summary="Publish an event to every subscribed webhook",
 )
 def publish_event(
     request,
     payload: EventIn,
-    idempotency_key_header: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key_header: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="same as the body's `idempotency_key` (at most 255 characters); if both "
+        "are sent they must be equal",
+    ),
 ):
+    """Records the event and one delivery per active or paused webhook of the
+    organization whose patterns match its type (`deliveries` counts them), in
+    one transaction, and answers 202. A repeat of an idempotency key within 24 h
+    answers 200 with the first event and sends nothing."""
     key = payload.idempotency_key
     if idempotency_key_header is not None:
         if key is not None and key != idempotency_key_header:
@@ -158,10 +190,11 @@ def publish_event(
 
 @events_router.get(
     "/{event_id}",
-    response={200: EventOut, codes_4xx: ErrorOut},
+    response=responses({200: EventOut}, *WITH_ID),
     summary="Get an event and its deliveries",
 )
 def get_event(request, event_id: str):
+    """The event as published, with one entry per webhook it fanned out to."""
     event = get_by_public_id(
         Event.objects.filter(organization=request.organization), event_id, "evt"
     )
@@ -177,21 +210,32 @@ def get_event(request, event_id: str):
 
 @deliveries_router.get(
     "",
-    response={200: DeliveryListOut, codes_4xx: ErrorOut},
+    response=responses({200: DeliveryListOut}, 400, *WITH_QUERY),
     summary="List deliveries, newest first",
 )
 def list_deliveries(
     request,
-    webhook: str | None = None,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
-    event_type: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = Query(50, ge=1, le=200),
+    webhook: str | None = Query(None, description="only this webhook's (`wh_…`); empty for all"),
+    status: Literal["pending", "succeeded", "failed"] | None = Query(
+        None, description="only deliveries in this state"
+    ),
+    event_type: str | None = Query(
+        None, description="only events of this exact type; empty for all"
+    ),
+    since: Annotated[
+        IsoTime | None, Query(description="only deliveries created at or after this time")
+    ] = None,
+    until: Annotated[
+        IsoTime | None, Query(description="only deliveries created before this time")
+    ] = None,
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    limit: int = Query(50, ge=1, le=200, description="items per page"),
 ):
+    """Filters combine. Pages are stable: deliveries created while you page
+    through appear on no later page (start again to see them), and none is
+    repeated or skipped. A time without an offset is UTC."""
     deliveries = _deliveries(request)
-    if webhook is not None:
+    if webhook:
         found = None
         if ids.looks_like(webhook, "wh"):
             found = Webhook.objects.filter(
@@ -216,18 +260,23 @@ def list_deliveries(
 
 @deliveries_router.get(
     "/{delivery_id}",
-    response={200: DeliveryOut, codes_4xx: ErrorOut},
+    response=responses({200: DeliveryOut}, *WITH_ID),
     summary="Get a delivery with its attempts",
 )
 def get_delivery(request, delivery_id: str):
+    """The delivery and every attempt, oldest first: the request as sent
+    (headers and body) and the response as received (status, headers, the first
+    4 KiB of the body) or the error."""
     return delivery_detail(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
 
 
 @deliveries_router.post(
     "/{delivery_id}/retry",
-    response={202: DeliverySummaryOut, codes_4xx: ErrorOut},
+    response=responses({202: DeliverySummaryOut}, *WITH_ID, 409),
     summary="Make one immediate attempt of a failed or pending delivery",
 )
 def retry_delivery(request, delivery_id: str):
+    """Queues one manual attempt now; a success marks the delivery succeeded.
+    409 when it already succeeded or its webhook is not active."""
     delivery = actions.retry_delivery(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
     return Status(202, delivery_summary(delivery))

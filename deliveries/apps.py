@@ -6,6 +6,17 @@ class DeliveriesConfig(AppConfig):
     name = "deliveries"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from deliveries import alerts
+        from webhooks.models import Organization
+
+        # However an organization comes to be (createorganization, the demo,
+        # Django's admin, a test factory), it starts with the default rules.
+        post_save.connect(
+            alerts.organization_created, sender=Organization, dispatch_uid="herald_default_rules"
+        )
+
         if settings.HERALD_EMBEDDED_REDIS:
             from config import embedded_redis
 

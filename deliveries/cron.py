@@ -13,4 +13,11 @@ cron.register(
     result_ttl=0,
     job_timeout=300,
 )
+cron.register(
+    jobs.evaluate_alerts,
+    queue_name=settings.HERALD_QUEUE,
+    interval=settings.HERALD_ALERT_INTERVAL_SECONDS,
+    result_ttl=0,
+    job_timeout=jobs.ALERTS_JOB_TIMEOUT,
+)
 cron.register(jobs.purge_old, queue_name=settings.HERALD_QUEUE, cron="17 3 * * *", job_timeout=3600)

@@ -52,6 +52,8 @@ class Target:
     timeout: float
     verify_tls: bool
     max_attempts: int
+    organization_id: int = 0
+    name: str = ""
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Claimed:
     event_created_at: datetime
     data_json: str
     target: Target
+    delivery_public_id: str = ""
 
 
 @dataclass
@@ -94,7 +97,9 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(_due(now))
             .order_by("next_attempt_at")
-            .values_list("id", "webhook_id", "event_id", "attempts", "next_trigger")[:limit]
+            .values_list("id", "webhook_id", "event_id", "attempts", "next_trigger", "public_id")[
+                :limit
+            ]
         )
         if not rows:
             return []
@@ -128,8 +133,9 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
             event_created_at=events[event_id].created_at,
             data_json=events[event_id].data_json,
             target=targets[webhook_id],
+            delivery_public_id=public_id,
         )
-        for delivery_id, webhook_id, event_id, attempts, trigger in rows
+        for delivery_id, webhook_id, event_id, attempts, trigger, public_id in rows
     ]
 
 
@@ -146,6 +152,8 @@ def _target(webhook: Webhook, now: datetime) -> Target:
         timeout=float(webhook.timeout_seconds),
         verify_tls=webhook.verify_tls,
         max_attempts=webhook.max_attempts,
+        organization_id=webhook.organization_id,
+        name=webhook.name,
     )
 
 
@@ -219,16 +227,20 @@ def _update_deliveries(updates: list[DeliveryUpdate]) -> None:
         cursor.executemany(sql, rows)
 
 
-def record(results: list[Result]) -> None:
-    """Write a batch of attempts and their consequences in one transaction."""
+def record(results: list[Result], *, now: datetime | None = None) -> None:
+    """Write a batch of attempts and their consequences in one transaction;
+    once it commits, publish the operational events they call for."""
     if not results:
         return
-    from deliveries import actions  # actions imports this module
+    from deliveries import actions, notify  # both import this module, indirectly
 
-    now = timezone.now()
+    now = now or timezone.now()
     attempts: list[DeliveryAttempt] = []
     deliveries: list[DeliveryUpdate] = []
     by_webhook: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
+    # Deliveries that ended, per webhook: (attempt time, succeeded).
+    ended_by_webhook: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
+    operational = []
     gone: set[int] = set()
     stats = StatsBatch()
     body_limit = settings.HERALD_REQUEST_STORE_BYTES
@@ -282,6 +294,11 @@ def record(results: list[Result]) -> None:
         deliveries.append(delivery)
         by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
         ended = delivery.status if delivery.status != Delivery.Status.PENDING else None
+        if ended:
+            ended_by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
+        event_type = notify.delivery_event_type(claimed, outcome.succeeded, delivery)
+        if event_type:
+            operational.append(notify.delivery_event(event_type, claimed, outcome, delivery))
         stats.attempt(
             target.id,
             outcome.started_at,
@@ -294,14 +311,61 @@ def record(results: list[Result]) -> None:
         DeliveryAttempt.objects.bulk_create(attempts)
         _update_deliveries(deliveries)
         for webhook_id in sorted(by_webhook):
-            _update_webhook_health(webhook_id, by_webhook[webhook_id])
+            _update_webhook_health(
+                webhook_id, by_webhook[webhook_id], ended_by_webhook.get(webhook_id, []), now
+            )
         _fail_retries_of_disabled_webhooks(deliveries, stats, now)
         stats.write()
         for webhook_id in sorted(gone):
             actions.disable_webhook(
                 Webhook.objects.get(id=webhook_id),
                 reason="The endpoint answered 410 Gone: it asked not to receive more deliveries.",
+                now=now,
             )
+        # Only a delivery that ended failed can complete a streak: the check
+        # costs one query, and only for batches that hold such a delivery.
+        streaking = [
+            webhook_id
+            for webhook_id, ended in ended_by_webhook.items()
+            if webhook_id not in gone and not all(ok for _, ok in ended)
+        ]
+        if streaking:
+            _disable_failing_webhooks(streaking, now)
+        if operational:
+            # After the commit, so the events never report what was rolled back.
+            transaction.on_commit(lambda: _publish_operational(operational), robust=True)
+
+
+def _publish_operational(operational: list) -> None:
+    from deliveries.publishing import publish_many  # publishing imports this module
+
+    publish_many(operational)
+
+
+def _disable_failing_webhooks(webhook_ids: list[int], now: datetime) -> None:
+    """Auto-disable (SPEC §3): HERALD_DISABLE_AFTER_FAILURES deliveries in a
+    row ended failed, the first of them at least HERALD_DISABLE_AFTER_HOURS ago."""
+    from deliveries import actions
+
+    threshold = settings.HERALD_DISABLE_AFTER_FAILURES
+    hours = settings.HERALD_DISABLE_AFTER_HOURS
+    for webhook in Webhook.objects.filter(
+        id__in=sorted(webhook_ids),
+        status=Webhook.Status.ACTIVE,
+        consecutive_failed_deliveries__gte=threshold,
+        failed_deliveries_since__lte=now - timedelta(hours=hours),
+    ).order_by("id"):
+        actions.disable_webhook(
+            webhook,
+            reason=(
+                f"{webhook.consecutive_failed_deliveries} deliveries in a row failed, "
+                f"the first at {webhook.failed_deliveries_since:%Y-%m-%d %H:%M} UTC "
+                f"(the limit is {threshold} over {hours} h)."
+            ),
+            now=now,
+            value=webhook.consecutive_failed_deliveries,
+            threshold=threshold,
+        )
 
 
 def _fail_retries_of_disabled_webhooks(
@@ -326,7 +390,12 @@ def _fail_retries_of_disabled_webhooks(
         stats.deliveries_failed(webhook_id, now, 1)
 
 
-def _update_webhook_health(webhook_id: int, tries: list[tuple[datetime, bool]]) -> None:
+def _update_webhook_health(
+    webhook_id: int,
+    tries: list[tuple[datetime, bool]],
+    ended: list[tuple[datetime, bool]],
+    now: datetime,
+) -> None:
     tries.sort()
     last_at = tries[-1][0]
     successes = [i for i, (_, ok) in enumerate(tries) if ok]
@@ -340,6 +409,19 @@ def _update_webhook_health(webhook_id: int, tries: list[tuple[datetime, bool]]) 
     else:
         changes["consecutive_failures"] = F("consecutive_failures") + len(tries)
         changes["failing_since"] = Coalesce(F("failing_since"), tries[0][0])
+    if ended:
+        # The same for whole deliveries, dated when they ended (now).
+        ended.sort()
+        wins = [i for i, (_, ok) in enumerate(ended) if ok]
+        if wins:
+            trailing = len(ended) - wins[-1] - 1
+            changes["consecutive_failed_deliveries"] = trailing
+            changes["failed_deliveries_since"] = now if trailing else None
+        else:
+            changes["consecutive_failed_deliveries"] = F("consecutive_failed_deliveries") + len(
+                ended
+            )
+            changes["failed_deliveries_since"] = Coalesce(F("failed_deliveries_since"), now)
     Webhook.objects.filter(id=webhook_id).update(**changes)
 
 

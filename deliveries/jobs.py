@@ -89,6 +89,26 @@ def sweep() -> int:
     return released
 
 
+ALERTS_LOCK_KEY = "herald:alerts:lock"
+ALERTS_JOB_TIMEOUT = 300
+
+
+def evaluate_alerts() -> str:
+    """Every HERALD_ALERT_INTERVAL_SECONDS: evaluate the alert rules and send
+    the notices (alerts.evaluate). One at a time: a pass that overran its
+    interval makes the next one skip rather than race it."""
+    from deliveries import alerts
+
+    close_old_connections()
+    connection = queue().connection
+    if not connection.set(ALERTS_LOCK_KEY, "1", nx=True, ex=ALERTS_JOB_TIMEOUT):
+        return "skipped: the previous evaluation is still running"
+    try:
+        return str(alerts.evaluate())
+    finally:
+        connection.delete(ALERTS_LOCK_KEY)
+
+
 def purge_old() -> str:
     """Daily: apply the retention period."""
     from deliveries.retention import purge

@@ -194,21 +194,37 @@ def series(
 ) -> dict[int, list[Point]]:
     """Per webhook, the counters summed into buckets of `step` from `since` to
     `until`, empty buckets included. One query over at most one row per
-    webhook-minute."""
+    webhook-minute, summed in the database: it returns one row per webhook
+    and bucket, not one per minute (14,400 for 10 webhooks over 24 h)."""
     start = minute_of(since)
     count = max(1, int((until - start) / step) + 1)
     points = {
         webhook_id: [Point(at=start + i * step) for i in range(count)] for webhook_id in webhook_ids
     }
+    if not webhook_ids:
+        return points
     sums: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTER_COLUMNS, 0))
-    rows = WebhookStats.objects.filter(
-        webhook_id__in=webhook_ids, minute__gte=start, minute__lte=until
-    ).values_list("webhook_id", "minute", *COUNTER_COLUMNS)
-    for webhook_id, minute, *counts in rows:
-        index = min(count - 1, int((minute - start) / step))
-        bucket = sums[(webhook_id, index)]
+    # The bucket index floor((minute - start) / step); on SQLite from julianday(),
+    # which reads both "…:00" and the raw upsert's "…:00+00:00".
+    if connection.vendor == "postgresql":
+        bucket_sql = "FLOOR(EXTRACT(EPOCH FROM (minute - %s)) / %s)"
+    else:
+        bucket_sql = "CAST(ROUND((julianday(minute) - julianday(%s)) * 86400) / %s AS INTEGER)"
+    # Bounds adapted as the ORM adapts them (SQLite compares the stored text).
+    first, last = (connection.ops.adapt_datetimefield_value(m) for m in (start, until))
+    totals = ", ".join(f"SUM({c})" for c in COUNTER_COLUMNS)
+    sql = (
+        f"SELECT webhook_id, {bucket_sql} AS bucket, {totals} FROM {WebhookStats._meta.db_table} "
+        f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
+        "AND minute >= %s AND minute <= %s GROUP BY webhook_id, bucket"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [first, step.total_seconds(), *webhook_ids, first, last])
+        rows = cursor.fetchall()
+    for webhook_id, index, *counts in rows:
+        bucket = sums[(webhook_id, min(count - 1, int(index)))]
         for column, value in zip(COUNTER_COLUMNS, counts, strict=True):
-            bucket[column] += value
+            bucket[column] += int(value or 0)  # PostgreSQL's SUM(bigint) is a Decimal
     for (webhook_id, index), bucket in sums.items():
         point = points[webhook_id][index]
         point.attempts = bucket["attempts"]

@@ -177,3 +177,126 @@ class WebhookStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class AlertRule(models.Model):
+    """A threshold on one metric of a webhook's recent traffic (SPEC §6).
+    Without a webhook the rule is organization-wide: it is evaluated for each
+    webhook of the organization and opens one alert per webhook that crosses it."""
+
+    class Metric(models.TextChoices):
+        FAILED_DELIVERIES = "failed_deliveries", "failed deliveries over"
+        AVG_LATENCY_MS = "avg_latency_ms", "average latency (ms) over"
+        SUCCESS_RATE = "success_rate", "success rate (fraction 0–1) under"
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=ids.alert_rule_id, editable=False
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    webhook = models.ForeignKey(
+        Webhook,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alert_rules",
+        help_text="Empty: every webhook of the organization.",
+    )
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    threshold = models.FloatField(
+        help_text="Failed deliveries: a count; latency: milliseconds; success rate: 0–1."
+    )
+    window_minutes = models.PositiveIntegerField(default=60)
+    min_attempts = models.PositiveIntegerField(
+        default=10, help_text="Attempts the window must hold before the rule can fire."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-id"], name="alertrule_org_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} {self.threshold:g} / {self.window_minutes} min"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from deliveries import alerts
+        from webhooks.errors import InvalidInput
+
+        try:
+            alerts.validate_rule(self)
+        except InvalidInput as exc:
+            raise ValidationError({exc.field or "__all__": exc.message}) from exc
+
+
+class Alert(models.Model):
+    """An incident: a rule crossed for one webhook, or a webhook Herald disabled."""
+
+    class Kind(models.TextChoices):
+        THRESHOLD = "threshold"
+        WEBHOOK_DISABLED = "webhook_disabled"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    public_id = models.CharField(max_length=40, unique=True, default=ids.alert_id, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alerts")
+    # History outlives the rule: a deleted rule leaves its alerts, resolved.
+    rule = models.ForeignKey(
+        AlertRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+    )
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.THRESHOLD)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    metric = models.CharField(max_length=20, choices=AlertRule.Metric.choices, blank=True)
+    # The metric when the alert opened (for webhook_disabled: the failed
+    # deliveries in a row, or null for a 410), and the rule's threshold then.
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # E-mail and chat notices still to send (operational events are written
+    # with the transition itself); `notified_state` is the state last told.
+    notice_pending = models.BooleanField(default=True)
+    notified_state = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        constraints = [
+            # Crossing a threshold opens one alert, however many evaluations see it.
+            models.UniqueConstraint(
+                fields=["rule", "webhook"],
+                condition=models.Q(state="open", kind="threshold"),
+                name="one_open_alert_per_rule_and_webhook",
+            ),
+            models.UniqueConstraint(
+                fields=["webhook"],
+                condition=models.Q(state="open", kind="webhook_disabled"),
+                name="one_open_disabled_alert_per_webhook",
+            ),
+        ]
+        indexes = [
+            # Alert history of an organization, newest first (and only the open ones).
+            models.Index(fields=["organization", "-id"], name="alert_org_idx"),
+            models.Index(
+                fields=["organization", "-id"],
+                condition=models.Q(state="open"),
+                name="alert_org_open_idx",
+            ),
+            # Open alerts per webhook (dashboard badges, the evaluator).
+            models.Index(
+                fields=["webhook"], condition=models.Q(state="open"), name="alert_webhook_open_idx"
+            ),
+            models.Index(
+                fields=["id"], condition=models.Q(notice_pending=True), name="alert_notice_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.kind} ({self.state})"

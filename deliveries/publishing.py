@@ -1,8 +1,9 @@
 """Publishing: one transaction writes the event and one delivery per matching
 webhook; the dispatcher is woken once it commits."""
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -42,10 +43,16 @@ def validate_idempotency_key(key: object) -> str | None:
     return key
 
 
-def prepare_data(event_type: str, data: object) -> str:
+def prepare_data(event_type: str, data: object, *, operational: bool = False) -> str:
     """Validate and serialise; the result is what every request body carries."""
     if not patterns.is_valid_type(event_type):
         raise InvalidInput(f"must be {patterns.TYPE_RULE}", "type")
+    if patterns.is_operational(event_type) and not operational:
+        # Receivers trust herald.* events to come from Herald itself.
+        raise InvalidInput(
+            f"'{patterns.OPERATIONAL_PREFIX}*' types are reserved for Herald's operational events",
+            "type",
+        )
     try:
         data_json = envelope.serialize_data(data)
     except envelope.PayloadError as exc:
@@ -67,10 +74,12 @@ def publish(
     idempotency_key: str | None = None,
     *,
     only_webhook: Webhook | None = None,
+    exclude_webhook: Webhook | None = None,
     trigger: str = Trigger.AUTO,
     add_to_catalog: bool = True,
 ) -> Published:
-    """Record an event and fan it out to the organization's subscribed webhooks.
+    """Record an event and fan it out to the organization's subscribed webhooks
+    (all but `exclude_webhook`, or `only_webhook`).
 
     Raises InvalidInput, MalformedInput or TooLarge (naming the field) and
     writes nothing when the input is bad.
@@ -91,7 +100,12 @@ def publish(
             candidates = Webhook.objects.filter(
                 organization=organization, status__in=FANOUT_STATUSES
             ).only("id", "status", "event_patterns")
-            targets = [w for w in candidates if patterns.matches_any(w.event_patterns, event_type)]
+            targets = [
+                w
+                for w in candidates
+                if patterns.matches_any(w.event_patterns, event_type)
+                and (exclude_webhook is None or w.pk != exclude_webhook.pk)
+            ]
 
         event = Event(
             organization=organization,
@@ -149,3 +163,80 @@ def _add_to_catalog(organization: Organization, event_type: str, example: object
         [EventType(organization=organization, name=event_type, example=example)],
         ignore_conflicts=True,
     )
+
+
+@dataclass
+class Outgoing:
+    """One of Herald's own events, for publish_many."""
+
+    organization_id: int
+    event_type: str
+    data: object
+    # The webhook the event is about, when it must not hear it.
+    exclude_webhook_id: int | None = None
+
+
+def publish_many(items: list[Outgoing], *, now: datetime | None = None) -> list[Event]:
+    """Herald's operational events (herald.*), many at once: each is fanned
+    out like publish() does, but the whole batch costs a fixed number of
+    queries (one per table), however many events and organizations it holds.
+    No idempotency keys: each item is a new event."""
+    if not items:
+        return []
+    now = now or timezone.now()
+    prepared = [prepare_data(i.event_type, i.data, operational=True) for i in items]
+    with transaction.atomic():
+        candidates = defaultdict(list)
+        for webhook in Webhook.objects.filter(
+            organization_id__in={i.organization_id for i in items}, status__in=FANOUT_STATUSES
+        ).only("id", "organization_id", "status", "event_patterns"):
+            candidates[webhook.organization_id].append(webhook)
+        subscribed: dict[tuple[int, str], list[Webhook]] = {}
+        examples: dict[tuple[int, str], object] = {}
+        events, targets_of = [], []
+        for item, data_json in zip(items, prepared, strict=True):
+            key = (item.organization_id, item.event_type)
+            if key not in subscribed:
+                examples[key] = None if "\\u0000" in data_json else item.data
+                subscribed[key] = [
+                    w
+                    for w in candidates[item.organization_id]
+                    if patterns.matches_any(w.event_patterns, item.event_type)
+                ]
+            targets = [w for w in subscribed[key] if w.pk != item.exclude_webhook_id]
+            events.append(
+                Event(
+                    organization_id=item.organization_id,
+                    type=item.event_type,
+                    data_json=data_json,
+                    created_at=now,
+                    delivery_count=len(targets),
+                )
+            )
+            targets_of.append(targets)
+        Event.objects.bulk_create(events)
+        deliveries = [
+            Delivery(
+                organization_id=event.organization_id,
+                event=event,
+                webhook=webhook,
+                event_type=event.type,
+                next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
+                created_at=now,
+            )
+            for event, targets in zip(events, targets_of, strict=True)
+            for webhook in targets
+        ]
+        Delivery.objects.bulk_create(deliveries)
+        EventType.objects.bulk_create(
+            [
+                EventType(
+                    organization_id=org_id, name=event_type, example=examples[org_id, event_type]
+                )
+                for org_id, event_type in sorted(subscribed)
+            ],
+            ignore_conflicts=True,
+        )
+        if any(d.next_attempt_at is not None for d in deliveries):
+            transaction.on_commit(jobs.wake_dispatcher)
+    return events

@@ -4,6 +4,7 @@ fan-out, idempotency, the 1 MiB limit, manual retries, attempts as sent."""
 import json
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -208,6 +209,7 @@ VALID = {"type": "person.created", "data": {"name": "Ada"}}
         ({"type": "person.*"}, "type"),
         ({"type": "*"}, "type"),
         ({"type": "person created"}, "type"),
+        ({"type": "person.created\n"}, "type"),  # `$` would let a trailing newline in
         ({"type": "1person.created"}, "type"),
         ({"type": "a." + "b" * 99}, "type"),  # 101 characters
         ({"type": ""}, "type"),
@@ -465,6 +467,135 @@ def test_list_deliveries_refuses_bad_filters(api, webhook, params, field):
 
     assert 400 <= response.status_code < 500
     error_of(response, response.status_code, field=field)
+
+
+def test_pages_stay_correct_while_deliveries_are_added_between_fetches(api, org, receiver):
+    webhook = WebhookFactory(organization=org, url=receiver.url("/hook"))
+    first = [publish(org, "person.created", {"n": n}).event for n in range(7)]
+    expected = [e.public_id for e in reversed(first)]
+
+    seen, cursor, added = [], None, []
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        body = api.get(DELIVERIES, params).json()
+        seen += [d["event"] for d in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        # New deliveries arrive between page fetches, a burst each time.
+        added += [publish(org, "person.created", {"new": n}).event for n in range(4)]
+
+    # Every delivery that existed at the start, once each, newest first; none
+    # of those added meanwhile on a later page.
+    assert seen == expected
+    assert len(added) == 8
+    # A fresh listing starts with the newest.
+    newest = api.get(DELIVERIES, {"limit": 1}).json()["items"][0]["event"]
+    assert newest == added[-1].public_id
+    assert Delivery.objects.filter(webhook=webhook).count() == 15
+
+
+def test_pages_stay_correct_while_deliveries_change_status(api, org, webhook):
+    events = [publish(org, "person.created", {"n": n}).event for n in range(6)]
+
+    page_one = api.get(DELIVERIES, {"limit": 3, "status": "pending"}).json()
+    # Deliveries on the next page finish meanwhile: they leave the filter.
+    Delivery.objects.filter(event=events[0]).update(status="succeeded")
+    page_two = api.get(
+        DELIVERIES, {"limit": 3, "status": "pending", "cursor": page_one["next_cursor"]}
+    ).json()
+
+    assert [d["event"] for d in page_one["items"]] == [e.public_id for e in events[:2:-1]]
+    assert [d["event"] for d in page_two["items"]] == [events[2].public_id, events[1].public_id]
+    assert page_two["next_cursor"] is None
+
+
+def test_list_deliveries_filters_by_time(api, org, webhook):
+    now = timezone.now()
+    ages = {"old": timedelta(days=3), "mid": timedelta(hours=5), "new": timedelta(minutes=1)}
+    for name, age in ages.items():
+        delivery = Delivery.objects.get(event=publish(org, "person.created", {"age": name}).event)
+        Delivery.objects.filter(pk=delivery.pk).update(created_at=now - age)
+
+    def names(**params):
+        response = api.get(DELIVERIES, params)
+        assert response.status_code == 200, response.content
+        ids = [d["event"] for d in response.json()["items"]]
+        return [Event.objects.get(public_id=i).data["age"] for i in ids]
+
+    iso = lambda moment: moment.isoformat()  # noqa: E731
+    assert names() == ["new", "mid", "old"]
+    assert names(since=iso(now - timedelta(days=1))) == ["new", "mid"]
+    assert names(until=iso(now - timedelta(days=1))) == ["old"]
+    assert names(since=iso(now - timedelta(hours=6)), until=iso(now - timedelta(hours=1))) == [
+        "mid"
+    ]
+    # Offsets are honoured; a time without one is UTC; a date is its midnight.
+    in_tokyo = (now - timedelta(hours=6)).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert names(since=in_tokyo.isoformat()) == ["new", "mid"]
+    naive_utc = (now - timedelta(hours=6)).replace(tzinfo=None).isoformat()
+    assert names(since=naive_utc) == ["new", "mid"]
+    assert names(since=(now + timedelta(days=1)).date().isoformat()) == []
+    assert names(until=(now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")) == []
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"since": "1700000000"}, "since"),  # not taken for a Unix time
+        ({"since": "0.5"}, "since"),
+        ({"until": "2026-02-30T00:00:00Z"}, "until"),
+        ({"until": "yesterday"}, "until"),
+        ({"since": "0001-01-01T00:00:00+05:00"}, "since"),  # before year 1 in UTC
+        ({"since": "9999-12-31T23:59:59-05:00"}, "since"),  # after 9999 in UTC
+        ({"limit": 201}, "limit"),
+        ({"limit": 10**30}, "limit"),
+        ({"limit": -1}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"webhook": "evt_01m816mknkm8cbbqf28bzwmby0"}, "webhook"),  # wrong prefix
+        ({"cursor": "cGs6MA"}, "cursor"),  # "pk:0"
+        ({"cursor": "=" * 3}, "cursor"),
+        ({"cursor": "\x00"}, "cursor"),
+        ({"stauts": "failed"}, "stauts"),  # a misspelt filter is not ignored
+    ],
+)
+def test_list_deliveries_refuses_bad_times_pages_and_unknown_parameters(
+    api, webhook, params, field
+):
+    response = api.get(DELIVERIES, params)
+
+    assert response.status_code in (400, 422)
+    error_of(response, response.status_code, field=field)
+
+
+def test_empty_filters_are_no_filters(api, org, webhook):
+    publish(org, "person.created", {})
+
+    body = api.get(DELIVERIES, {"webhook": "", "event_type": ""}).json()
+
+    assert len(body["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/events/wh_01m816mknkm8cbbqf28bzwmby0",
+        "/api/v1/events/dlv_01m816mknkm8cbbqf28bzwmby0",
+        "/api/v1/deliveries/evt_01m816mknkm8cbbqf28bzwmby0",
+        "/api/v1/webhooks/dlv_01m816mknkm8cbbqf28bzwmby0",
+    ],
+)
+def test_an_id_of_the_wrong_prefix_is_404(api, db, path):
+    error_of(api.get(path), 404, code="not_found")
+
+
+def test_the_id_of_an_existing_object_of_another_kind_is_404(api, org, webhook):
+    event = publish(org, "person.created", {}).event
+    delivery = Delivery.objects.get(event=event)
+
+    error_of(api.get(f"{DELIVERIES}/{event.public_id}"), 404, code="not_found")
+    error_of(api.get(f"{EVENTS}/{delivery.public_id}"), 404, code="not_found")
+    error_of(api.get(f"/api/v1/webhooks/{event.public_id}"), 404, code="not_found")
 
 
 # --- read a delivery --------------------------------------------------------------

@@ -3,6 +3,7 @@ OpenAPI schema, through the real Django test client."""
 
 import base64
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -461,7 +462,15 @@ def test_retry_failed_with_nothing_failed_counts_zero(api, webhook):
 
 @pytest.mark.parametrize(
     "body, field",
-    [({"since": "yesterday"}, "since"), ({"since": 5, "x": 1}, "x"), ({"until": None}, "until")],
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"since": 5}, "since"),  # not taken for a Unix time
+        ({"since": "1700000000"}, "since"),
+        ({"since": "2026-13-01T00:00:00Z"}, "since"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ({"since": None, "x": 1}, "x"),
+        ({"until": None}, "until"),
+    ],
 )
 def test_retry_failed_refuses_bad_input_and_changes_nothing(api, org, receiver, body, field):
     webhook = failing_webhook(org, receiver)
@@ -688,6 +697,10 @@ BAD_FIELDS = [
     ({"events": [".person.created"]}, "events.0"),
     ({"events": ["person.*x"]}, "events.0"),
     ({"events": ["person created"]}, "events.0"),
+    ({"events": ["person.*\n"]}, "events.0"),
+    ({"headers": {"X-Line\n": "x"}}, "headers.X-Line\n"),
+    ({"signature_header": "X-Sig\n"}, "signature_header"),
+    ({"name": " " + "n" * 200}, "name"),  # counted as sent
     ({"events": ["a." + "b" * 99]}, "events.0"),  # 101 characters
     ({"events": [f"t.n{i}" for i in range(101)]}, "events"),
     ({"headers": {"webhook-signature": "v1,forged"}}, "headers.webhook-signature"),
@@ -924,8 +937,26 @@ def test_a_wrong_method_is_405(api, webhook):
         headers={"Authorization": f"Bearer {api.key}"},
     )
 
-    assert response.status_code == 405
+    error_of(response, 405, code="method_not_allowed")
     assert set(response["Allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_the_api_root_answers_in_the_envelope(api, db):
+    error_of(api.get("/api/"), 404, code="not_found")
+
+
+@pytest.mark.parametrize("action", ["", "/stats"])
+def test_an_unknown_query_parameter_is_refused_naming_it(api, webhook, action):
+    response = api.get(url_of(webhook, action), {"windw": "7d"})
+
+    error = error_of(response, 422, code="invalid", field="windw")
+    assert "unknown" in error["message"]
+
+
+def test_an_unknown_query_parameter_is_refused_after_the_key_is_checked(client, webhook):
+    response = client.get(url_of(webhook), {"x": "1"})
+
+    error_of(response, 401, code="unauthorized")
 
 
 def test_actions_need_no_body_and_no_content_type(api, client, webhook):
@@ -984,6 +1015,52 @@ def test_the_openapi_schema_describes_bearer_keys_and_the_error_envelope(client,
     assert "ErrorOut" in schema["components"]["schemas"]
 
 
+def test_every_operation_documents_its_errors_with_the_envelope(client, db):
+    schema = client.get("/api/openapi.json").json()
+    envelope = schema["components"]["schemas"]["ErrorDetail"]
+    assert set(envelope["required"]) == {"code", "message"}
+
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("summary"), where
+            if set(operation["tags"]) & {"webhooks", "events", "deliveries"}:
+                assert operation.get("description"), where
+            responses = operation["responses"]
+            errors = {int(status) for status in responses if int(status) >= 400}
+            assert {401, 422, 429} <= errors, where
+            if "{" in path:
+                assert 404 in errors, where
+            if "requestBody" in operation:
+                assert {400, 413, 415, 422} <= errors, where
+            for status in errors:
+                response = responses[str(status)]
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/ErrorOut", (where, status)
+                # Herald's own words, not just the HTTP reason phrase.
+                assert "`" in response["description"], (where, status)
+            assert "Retry-After" in responses["429"]["headers"], where
+            assert "WWW-Authenticate" in responses["401"]["headers"], where
+
+
+def test_the_schema_states_the_rules_validation_enforces(client, db):
+    components = client.get("/api/openapi.json").json()["components"]["schemas"]
+    create, patch = components["WebhookIn"], components["WebhookPatch"]
+
+    events = create["properties"]["events"]
+    assert (events["minItems"], events["maxItems"]) == (1, 100)
+    assert events["items"]["pattern"].startswith("^")
+    assert create["properties"]["url"]["maxLength"] == 2048
+    assert create["properties"]["headers"]["maxProperties"] == 20
+    # A partial update: every field optional, none nullable but the style.
+    assert "required" not in patch
+    for name, field in patch["properties"].items():
+        nullable = "anyOf" in field and {"type": "null"} in field["anyOf"]
+        assert nullable == (name == "signature_style"), name
+        assert "default" not in field, name
+    assert components["EventIn"]["properties"]["type"]["maxLength"] == 100
+
+
 def test_the_docs_page_renders_without_a_cdn(client, db):
     response = client.get("/api/docs")
 
@@ -992,3 +1069,8 @@ def test_the_docs_page_renders_without_a_cdn(client, db):
     assert "/api/openapi.json" in page
     assert "cdn.jsdelivr" not in page
     assert "unpkg.com" not in page
+    # Swagger UI itself is served from Herald's own static files.
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset

@@ -153,7 +153,9 @@ def test_a_day_with_herald(page, live_server, admin, receiver, pump):
 
     pump.start()
     page.wait_for_selector("#delivery-log tr[data-status=failed]")
-    page.wait_for_function("document.querySelectorAll('#delivery-log tr[data-status=succeeded]').length === 2")
+    page.wait_for_function(
+        "document.querySelectorAll('#delivery-log tr[data-status=succeeded]').length === 2"
+    )
     page.wait_for_selector("#delivery-log[data-pending=no]")
     assert page.evaluate("window.__noReload") is True  # arrived without a reload
     shot(page, "03-deliveries-arrived")
@@ -220,7 +222,9 @@ def test_a_day_with_herald(page, live_server, admin, receiver, pump):
 
 def test_a_viewer_sees_no_controls(page, live_server, admin, receiver):
     viewer = MembershipFactory(organization=admin.organization, role=Membership.Role.VIEWER)
-    webhook = Webhook.objects.create(organization=admin.organization, url=receiver.url(), event_patterns=["*"])
+    webhook = Webhook.objects.create(
+        organization=admin.organization, url=receiver.url(), event_patterns=["*"]
+    )
     sign_in(page, live_server, viewer.user)
     page.goto(f"{live_server.url}/webhooks/{webhook.public_id}/")
     assert page.locator("#pause").count() == 0

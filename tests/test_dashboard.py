@@ -6,9 +6,8 @@ import re
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 
-from deliveries.models import Delivery, Event
+from deliveries.models import Alert, AlertRule, Delivery, Event
 from deliveries.publishing import publish
 from tests.conftest import deliver_due
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, WebhookFactory
@@ -58,7 +57,9 @@ class TestSignIn:
         assert response.status_code == 302 and response["Location"].startswith("/login/?next=/")
 
     def test_signing_in_with_a_password(self, client, admin_user):
-        response = client.post("/login/", {"username": admin_user.username, "password": "correct horse battery"})
+        response = client.post(
+            "/login/", {"username": admin_user.username, "password": "correct horse battery"}
+        )
         assert response.status_code == 302 and response["Location"] == "/"
         assert client.get("/").status_code == 200
 
@@ -95,7 +96,9 @@ class TestOrganizations:
 
     def test_switching_to_an_organization_you_are_not_in_is_a_404(self, browser):
         stranger = OrganizationFactory()
-        assert browser.post("/orgs/switch/", {"organization": stranger.public_id}).status_code == 404
+        assert (
+            browser.post("/orgs/switch/", {"organization": stranger.public_id}).status_code == 404
+        )
 
     def test_another_organizations_objects_are_404(self, browser, receiver):
         other = OrganizationFactory()
@@ -122,7 +125,13 @@ class TestViewers:
         publish(org, "person.created", {})
         deliver_due()
         delivery = Delivery.objects.get()
-        for url in ["/", f"/webhooks/{webhook.public_id}/", f"/deliveries/{delivery.public_id}/", "/events/", "/api-keys/"]:
+        for url in [
+            "/",
+            f"/webhooks/{webhook.public_id}/",
+            f"/deliveries/{delivery.public_id}/",
+            "/events/",
+            "/api-keys/",
+        ]:
             assert viewer.get(url).status_code == 200, url
         page = viewer.get(f"/webhooks/{webhook.public_id}/").content.decode()
         assert "Pause" not in page and "Reveal" not in page and webhook.secret not in page
@@ -160,7 +169,10 @@ class TestWebhookForms:
             valid_form(known_types=["person.created"], patterns="order.*", headers="X-Env: prod"),
         )
         webhook = Webhook.objects.get(organization=org)
-        assert response.status_code == 302 and response["Location"] == f"/webhooks/{webhook.public_id}/"
+        assert (
+            response.status_code == 302
+            and response["Location"] == f"/webhooks/{webhook.public_id}/"
+        )
         assert webhook.event_patterns == ["person.created", "order.*"]
         assert webhook.headers == {"X-Env": "prod"}
         assert webhook.secret.startswith("whsec_")
@@ -199,7 +211,9 @@ class TestWebhookForms:
 
     def test_editing_keeps_the_old_values_when_the_input_is_bad(self, browser, org):
         webhook = WebhookFactory(organization=org, url="https://a.example.com/x", name="Before")
-        response = browser.post(f"/webhooks/{webhook.public_id}/edit/", valid_form(name="After", url="nope"))
+        response = browser.post(
+            f"/webhooks/{webhook.public_id}/edit/", valid_form(name="After", url="nope")
+        )
         assert response.status_code == 200
         webhook.refresh_from_db()
         assert webhook.name == "Before" and webhook.url == "https://a.example.com/x"
@@ -209,7 +223,12 @@ class TestWebhookForms:
         secret = webhook.secret
         response = browser.post(
             f"/webhooks/{webhook.public_id}/edit/",
-            valid_form(name="Renamed", max_attempts="3", signature_style="hex", signature_header="X-Twig-Signature"),
+            valid_form(
+                name="Renamed",
+                max_attempts="3",
+                signature_style="hex",
+                signature_header="X-Twig-Signature",
+            ),
         )
         assert response.status_code == 302
         webhook.refresh_from_db()
@@ -249,7 +268,9 @@ class TestWebhookActions:
         publish(org, "person.created", {})
         publish(org, "person.created", {})
         deliver_due()
-        response = browser.post(f"/webhooks/{webhook.public_id}/retry-failed/", HTTP_HX_REQUEST="true")
+        response = browser.post(
+            f"/webhooks/{webhook.public_id}/retry-failed/", HTTP_HX_REQUEST="true"
+        )
         assert response.status_code == 200 and response["HX-Refresh"] == "true"
         assert Delivery.objects.filter(status="pending").count() == 2
 
@@ -259,7 +280,9 @@ class TestWebhookActions:
         assert webhook.secret not in page and webhook.masked_secret in page
         revealed = browser.post(f"/webhooks/{webhook.public_id}/secret/", HTTP_HX_REQUEST="true")
         assert webhook.secret in revealed.content.decode()
-        rotated = browser.post(f"/webhooks/{webhook.public_id}/rotate-secret/", HTTP_HX_REQUEST="true")
+        rotated = browser.post(
+            f"/webhooks/{webhook.public_id}/rotate-secret/", HTTP_HX_REQUEST="true"
+        )
         old = webhook.secret
         webhook.refresh_from_db()
         assert webhook.secret != old and webhook.secret in rotated.content.decode()
@@ -381,8 +404,8 @@ class TestQueryBudget:
         delivery = Delivery.objects.filter(webhook=webhook).first()
         event = Event.objects.first()
         budgets = {
-            "/": 6,
-            f"/webhooks/{webhook.public_id}/": 10,
+            "/": 7,
+            f"/webhooks/{webhook.public_id}/": 11,
             f"/webhooks/{webhook.public_id}/log/": 6,
             f"/deliveries/{delivery.public_id}/": 6,
             "/events/": 6,
@@ -393,3 +416,140 @@ class TestQueryBudget:
         for url, budget in budgets.items():
             with django_assert_max_num_queries(budget):
                 assert browser.get(url).status_code == 200, url
+
+
+class TestAlertsPage:
+    def test_every_organization_starts_with_twigs_rules(self, browser):
+        page = browser.get("/alerts/").content.decode()
+        assert "more than 10 failed deliveries" in page
+        assert "average latency over 5.0 s" in page
+        assert "success rate under 95%" in page
+
+    def test_adding_a_rule_in_percent(self, browser, org):
+        webhook = WebhookFactory(organization=org)
+        response = browser.post(
+            "/alerts/rules/new/",
+            {
+                "webhook": webhook.public_id,
+                "metric": "success_rate",
+                "threshold": "90",
+                "window_minutes": "30",
+                "min_attempts": "20",
+                "enabled": "on",
+            },
+        )
+        assert response.status_code == 302
+        rule = AlertRule.objects.get(organization=org, webhook=webhook)
+        assert rule.threshold == 0.9 and rule.window_minutes == 30 and rule.min_attempts == 20
+
+    @pytest.mark.parametrize(
+        "changes, field, message",
+        [
+            ({"metric": "failed_deliveries", "threshold": "-5"}, "threshold", "from 1 to"),
+            ({"metric": "success_rate", "threshold": "150"}, "threshold", "percentage"),
+            ({"metric": "avg_latency_ms", "threshold": "1e12"}, "threshold", "from 1 to"),
+            ({"window_minutes": "0"}, "window_minutes", "1"),
+            ({"window_minutes": "100000"}, "window_minutes", "1,440"),
+            ({"min_attempts": "0"}, "min_attempts", "1"),
+            ({"webhook": "wh_not_mine"}, "webhook", "valid choice"),
+        ],
+    )
+    def test_nonsense_rules_are_refused_with_a_message(self, browser, org, changes, field, message):
+        before = AlertRule.objects.count()
+        data = {
+            "webhook": "",
+            "metric": "failed_deliveries",
+            "threshold": "5",
+            "window_minutes": "60",
+            "min_attempts": "10",
+            "enabled": "on",
+            **changes,
+        }
+        response = browser.post("/alerts/rules/new/", data)
+        assert response.status_code == 422
+        page = response.content.decode()
+        error = re.search(rf'<p class="field-error" id="{field}-error">(.*?)</p>', page)
+        assert error and message in error.group(1), page
+        assert AlertRule.objects.count() == before
+
+    def test_a_rule_on_another_organizations_webhook_is_refused(self, browser, org):
+        foreign = WebhookFactory(organization=OrganizationFactory())
+        response = browser.post(
+            "/alerts/rules/new/",
+            {
+                "webhook": foreign.public_id,
+                "metric": "failed_deliveries",
+                "threshold": "5",
+                "window_minutes": "60",
+                "min_attempts": "10",
+            },
+        )
+        assert response.status_code == 422
+        assert not AlertRule.objects.filter(webhook=foreign).exists()
+
+    def test_editing_and_deleting_a_rule(self, browser, org):
+        rule = AlertRule.objects.filter(organization=org, metric="success_rate").get()
+        page = browser.get(f"/alerts/rules/{rule.public_id}/").content.decode()
+        assert 'value="95.0"' in page or 'value="95"' in page
+        response = browser.post(
+            f"/alerts/rules/{rule.public_id}/",
+            {
+                "webhook": "",
+                "metric": "success_rate",
+                "threshold": "99",
+                "window_minutes": "15",
+                "min_attempts": "5",
+            },
+        )
+        assert response.status_code == 302
+        rule.refresh_from_db()
+        assert rule.threshold == 0.99 and rule.window_minutes == 15 and not rule.enabled
+        browser.post(f"/alerts/rules/{rule.public_id}/delete/")
+        assert not AlertRule.objects.filter(pk=rule.pk).exists()
+
+    def test_viewers_cannot_change_rules(self, viewer, org):
+        rule = AlertRule.objects.filter(organization=org).first()
+        assert viewer.get("/alerts/").status_code == 200
+        assert viewer.post(f"/alerts/rules/{rule.public_id}/delete/").status_code == 403
+        assert viewer.post("/alerts/rules/new/", {"metric": "failed_deliveries"}).status_code == 403
+        assert AlertRule.objects.filter(pk=rule.pk).exists()
+
+    def test_an_open_alert_shows_on_the_overview_the_webhook_and_the_alerts_page(
+        self, browser, org
+    ):
+        webhook = WebhookFactory(organization=org, name="Billing")
+        rule = AlertRule.objects.filter(organization=org, metric="failed_deliveries").get()
+        Alert.objects.create(
+            organization=org,
+            rule=rule,
+            webhook=webhook,
+            metric="failed_deliveries",
+            value=14,
+            threshold=10,
+            window_minutes=60,
+            message="14 failed deliveries in the last 60 minutes, more than 10 (30 attempts).",
+        )
+        assert 'class="badge badge-alert"' in browser.get("/").content.decode()
+        assert (
+            "14 failed deliveries"
+            in browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
+        )
+        page = browser.get("/alerts/").content.decode()
+        assert 'id="open-alerts"' in page and "Billing" in page
+
+    def test_the_alerts_page_has_a_query_budget(self, browser, org, django_assert_max_num_queries):
+        webhook = WebhookFactory(organization=org)
+        rule = AlertRule.objects.filter(organization=org).first()
+        for i in range(20):
+            Alert.objects.create(
+                organization=org,
+                rule=rule,
+                webhook=webhook,
+                state="resolved",
+                value=i,
+                threshold=1,
+                message=f"number {i}",
+            )
+        browser.get("/")
+        with django_assert_max_num_queries(7):
+            assert browser.get("/alerts/").status_code == 200

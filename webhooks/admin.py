@@ -45,6 +45,8 @@ class WebhookAdmin(admin.ModelAdmin):
         "public_id",
         "consecutive_failures",
         "failing_since",
+        "consecutive_failed_deliveries",
+        "failed_deliveries_since",
         "last_delivery_at",
         "created_at",
         "updated_at",

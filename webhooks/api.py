@@ -4,15 +4,25 @@ secret, send a test event, retry failed deliveries, stats."""
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from ninja.responses import codes_4xx
 
-from config.api import ErrorOut, StrictSchema, get_by_public_id, page
+from config.api import (
+    WITH_BODY,
+    WITH_ID,
+    WITH_QUERY,
+    IsoTime,
+    StrictSchema,
+    get_by_public_id,
+    optional,
+    page,
+    responses,
+)
 from deliveries import actions, metrics
+from webhooks import validation
 from webhooks.auth import ApiKeyAuth
-from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
 from webhooks.validation import clean_webhook_fields
 
@@ -20,34 +30,98 @@ router = Router(auth=ApiKeyAuth(), tags=["webhooks"])
 
 SignatureStyle = Literal["", "hex", "timestamped", "timestamped-ms"]
 
+# What the schema tells clients (and the fuzzer) about each field. Only rules
+# that validation.py enforces exactly are stated as JSON Schema; the rest
+# (URL syntax, private addresses, reserved header names) are in the words.
+# JSON Schema patterns are ECMAScript: `$` is the end of the text.
+_HEADER_NAME = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
+_EVENT_PATTERN = "^(\\*|([a-z][a-z0-9_]*|\\*)(\\.([a-z][a-z0-9_]*|\\*))+)$"
+FIELDS = {
+    "url": (
+        "the endpoint: an http(s) URL of at most 2048 characters; https:// only unless "
+        "HERALD_ALLOW_HTTP, and not a private, loopback or reserved address unless "
+        "HERALD_ALLOW_PRIVATE_TARGETS",
+        {"maxLength": settings.HERALD_MAX_URL_LENGTH},
+    ),
+    "events": (
+        "event types ('person.created') or patterns ('person.*', '*'), 1 to 100; a pattern "
+        "may name types never published",
+        {
+            "minItems": 1,
+            "maxItems": validation.MAX_PATTERNS,
+            "items": {"type": "string", "maxLength": 100, "pattern": _EVENT_PATTERN},
+        },
+    ),
+    "name": ("at most 200 characters", {"maxLength": 200}),
+    "description": ("at most 2000 characters", {"maxLength": 2000}),
+    "headers": (
+        "custom headers sent with every request: at most 20, one line of at most 1000 "
+        "characters each; not Content-Type, Host, User-Agent, webhook-* or the signature "
+        "headers",
+        {
+            "maxProperties": validation.MAX_HEADERS,
+            "propertyNames": {"pattern": _HEADER_NAME},
+            "additionalProperties": {"type": "string", "maxLength": validation.MAX_HEADER_VALUE},
+        },
+    ),
+    "timeout_seconds": ("seconds to wait for the response (1 to 300)", {}),
+    "max_attempts": ("attempts before a delivery fails (1 to 10)", {}),
+    "verify_tls": ("check the endpoint's TLS certificate", {}),
+    "signature_style": (
+        "an extra signature for receivers written for other platforms: 'hex', "
+        "'timestamped' or 'timestamped-ms'; empty or null for Standard Webhooks only",
+        {},
+    ),
+    "signature_header": (
+        "the header carrying the extra signature; empty for X-Webhook-Signature",
+        {"pattern": _HEADER_NAME.replace("{1,100}", "{0,100}")},
+    ),
+}
+
+
+def field(name: str, default=..., **kwargs):
+    description, schema = FIELDS[name]
+    return Field(default, description=description, json_schema_extra=schema or None, **kwargs)
+
+
+def optional_field(name: str, **kwargs):
+    description, schema = FIELDS[name]
+    return optional(description, schema, **kwargs)
+
 
 class WebhookIn(StrictSchema):
-    url: str = Field(description="https:// endpoint, at most 2048 characters")
-    events: list[str] = Field(
-        description="event types or patterns: 'person.created', 'person.*', '*'"
+    url: str = field("url", examples=["https://example.com/webhooks"])
+    events: list[str] = field("events", examples=[["person.created", "invoice.*"]])
+    name: str = field("name", "")
+    description: str = field("description", "")
+    headers: dict[str, str] = field(
+        "headers", default_factory=dict, examples=[{"X-Team": "growth"}]
     )
-    name: str = ""
-    description: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_seconds: int = Field(10, ge=1, le=300)
-    max_attempts: int = Field(5, ge=1, le=10)
-    verify_tls: bool = True
-    signature_style: SignatureStyle | None = ""
-    signature_header: str = "X-Webhook-Signature"
+    timeout_seconds: int = field("timeout_seconds", 10, ge=1, le=300)
+    max_attempts: int = field("max_attempts", 5, ge=1, le=10)
+    verify_tls: bool = field("verify_tls", True)
+    signature_style: SignatureStyle | None = field("signature_style", "")
+    signature_header: str = field("signature_header", "X-Webhook-Signature")
 
 
 class WebhookPatch(StrictSchema):
-    url: str | None = None
-    events: list[str] | None = None
-    name: str | None = None
-    description: str | None = None
-    headers: dict[str, str] | None = None
-    timeout_seconds: int | None = Field(None, ge=1, le=300)
-    max_attempts: int | None = Field(None, ge=1, le=10)
-    verify_tls: bool | None = None
-    signature_style: SignatureStyle | None = None
-    signature_header: str | None = None
-    status: Literal["active", "paused"] | None = None
+    """Every field is optional; a field left out is unchanged. Only
+    `signature_style` may be null (none)."""
+
+    url: str = optional_field("url")
+    events: list[str] = optional_field("events")
+    name: str = optional_field("name")
+    description: str = optional_field("description")
+    headers: dict[str, str] = optional_field("headers")
+    timeout_seconds: int = optional_field("timeout_seconds", ge=1, le=300)
+    max_attempts: int = optional_field("max_attempts", ge=1, le=10)
+    verify_tls: bool = optional_field("verify_tls")
+    signature_style: SignatureStyle | None = optional_field("signature_style")
+    signature_header: str = optional_field("signature_header")
+    status: Literal["active", "paused"] = optional(
+        "'paused' stops sending (deliveries wait); 'active' resumes, and re-enables a "
+        "webhook Herald disabled"
+    )
 
 
 class WebhookOut(Schema):
@@ -85,7 +159,9 @@ class TestOut(Schema):
 
 
 class RetryFailedIn(StrictSchema):
-    since: datetime | None = Field(None, strict=False, description="ISO 8601 time")
+    since: IsoTime | None = Field(
+        None, description="only deliveries created at or after this time; all when left out"
+    )
 
 
 class CountOut(Schema):
@@ -135,16 +211,25 @@ def _get(request, webhook_id: str) -> Webhook:
 
 
 @router.post(
-    "", response={201: WebhookWithSecretOut, codes_4xx: ErrorOut}, summary="Create a webhook"
+    "", response=responses({201: WebhookWithSecretOut}, *WITH_BODY), summary="Create a webhook"
 )
 def create_webhook(request, payload: WebhookIn):
+    """Subscribe an endpoint to event types. The answer is the only time (with
+    rotate-secret) that the signing `secret` is shown."""
     fields = clean_webhook_fields(payload.model_dump())
     webhook = Webhook.objects.create(organization=request.organization, **fields)
     return Status(201, webhook_out(webhook, with_secret=True))
 
 
-@router.get("", response={200: WebhookListOut, codes_4xx: ErrorOut}, summary="List webhooks")
-def list_webhooks(request, cursor: str | None = None, limit: int = Query(50, ge=1, le=200)):
+@router.get(
+    "", response=responses({200: WebhookListOut}, 400, *WITH_QUERY), summary="List webhooks"
+)
+def list_webhooks(
+    request,
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    limit: int = Query(50, ge=1, le=200, description="items per page"),
+):
+    """The organization's webhooks, newest first, without their secrets."""
     items, next_cursor = page(
         Webhook.objects.filter(organization=request.organization), cursor, limit
     )
@@ -152,23 +237,27 @@ def list_webhooks(request, cursor: str | None = None, limit: int = Query(50, ge=
 
 
 @router.get(
-    "/{webhook_id}", response={200: WebhookOut, codes_4xx: ErrorOut}, summary="Get a webhook"
+    "/{webhook_id}", response=responses({200: WebhookOut}, *WITH_ID), summary="Get a webhook"
 )
 def get_webhook(request, webhook_id: str):
+    """One webhook, without its secret."""
     return webhook_out(_get(request, webhook_id))
 
 
 @router.patch(
-    "/{webhook_id}", response={200: WebhookOut, codes_4xx: ErrorOut}, summary="Update a webhook"
+    "/{webhook_id}",
+    response=responses({200: WebhookOut}, *WITH_ID, *WITH_BODY),
+    summary="Update a webhook",
 )
 def update_webhook(request, webhook_id: str, payload: WebhookPatch):
+    """Change any field; only those sent change, and a refused change changes
+    nothing. `status` pauses (`paused`) or resumes (`active`): pending deliveries
+    wait while paused and go out on resume; resuming a webhook Herald disabled
+    re-enables it."""
     changes = payload.model_dump(exclude_unset=True)
     with transaction.atomic():
         webhook = Webhook.objects.select_for_update().get(pk=_get(request, webhook_id).pk)
         status = changes.pop("status", None)
-        for field, value in changes.items():
-            if value is None:
-                raise InvalidInput("may not be null", field)
         fields = clean_webhook_fields(changes, current=webhook)
         for name, value in fields.items():
             setattr(webhook, name, value)
@@ -181,19 +270,22 @@ def update_webhook(request, webhook_id: str, payload: WebhookPatch):
 
 
 @router.delete(
-    "/{webhook_id}", response={204: None, codes_4xx: ErrorOut}, summary="Delete a webhook"
+    "/{webhook_id}", response=responses({204: None}, *WITH_ID), summary="Delete a webhook"
 )
 def delete_webhook(request, webhook_id: str):
+    """Delete the webhook with its deliveries and their attempts."""
     _get(request, webhook_id).delete()
     return Status(204, None)
 
 
 @router.post(
     "/{webhook_id}/rotate-secret",
-    response={200: WebhookWithSecretOut, codes_4xx: ErrorOut},
+    response=responses({200: WebhookWithSecretOut}, *WITH_ID),
     summary="Rotate the signing secret; the old one keeps signing for the grace period",
 )
 def rotate_secret(request, webhook_id: str):
+    """A new `secret`, shown once. Requests are signed with both the new and the
+    old secret (space-separated signatures) for `HERALD_SECRET_GRACE_HOURS`."""
     with transaction.atomic():
         webhook = Webhook.objects.select_for_update().get(pk=_get(request, webhook_id).pk)
         webhook.rotate_secret()
@@ -203,10 +295,11 @@ def rotate_secret(request, webhook_id: str):
 
 @router.post(
     "/{webhook_id}/test",
-    response={202: TestOut, codes_4xx: ErrorOut},
+    response=responses({202: TestOut}, *WITH_ID, 409),
     summary="Send a webhook.test event to this webhook only",
 )
 def send_test(request, webhook_id: str):
+    """Whatever the webhook subscribes to; 409 when it is not active."""
     published = actions.send_test(_get(request, webhook_id))
     return Status(
         202, {"event_id": published.event.public_id, "deliveries": published.delivery_count}
@@ -215,20 +308,32 @@ def send_test(request, webhook_id: str):
 
 @router.post(
     "/{webhook_id}/retry-failed",
-    response={202: CountOut, codes_4xx: ErrorOut},
+    response=responses({202: CountOut}, *WITH_ID, 409, *WITH_BODY),
     summary="Retry every failed delivery (optionally only those created since a time)",
 )
 def retry_failed(request, webhook_id: str, payload: RetryFailedIn | None = None):
+    """One immediate manual attempt for each failed delivery of the webhook
+    (created at or after `since`, when given); `count` says how many. The body
+    is optional. 409 when the webhook is not active."""
     since = payload.since if payload else None
     return Status(202, {"count": actions.retry_failed(_get(request, webhook_id), since=since)})
 
 
 @router.get(
     "/{webhook_id}/stats",
-    response={200: StatsOut, codes_4xx: ErrorOut},
+    response=responses({200: StatsOut}, *WITH_ID, *WITH_QUERY),
     summary="Success rate, latency and failures over a window",
 )
-def webhook_stats(request, webhook_id: str, window: Literal["1h", "24h", "7d", "30d"] = "24h"):
+def webhook_stats(
+    request,
+    webhook_id: str,
+    window: Literal["1h", "24h", "7d", "30d"] = Query(
+        "24h", description="the last 1h, 24h, 7d or 30d"
+    ),
+):
+    """`success_rate` is 2xx attempts / attempts (a fraction, null without
+    attempts); latencies are over attempts that got a response; `failed_deliveries`
+    counts deliveries that ended failed in the window."""
     webhook = _get(request, webhook_id)
     stats = metrics.window_stats([webhook.pk], timezone.now() - metrics.WINDOWS[window])[webhook.pk]
     return {

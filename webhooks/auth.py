@@ -1,4 +1,5 @@
-"""API authentication: `Authorization: Bearer hk_…` organization keys."""
+"""API authentication: `Authorization: Bearer hk_…` organization keys, each
+under its own rate limit (webhooks.ratelimit)."""
 
 from datetime import timedelta
 
@@ -6,6 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
+from webhooks import ratelimit
 from webhooks.models import API_KEY_PREFIX, ApiKey, hash_api_key
 
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -30,5 +32,7 @@ class ApiKeyAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
         key = find_api_key(token.strip())
         if key is not None:
+            # Raises RateLimited (429) when the key is over its limit.
+            request.rate_limit = ratelimit.hit(key.public_id)
             request.organization = key.organization
         return key

@@ -46,3 +46,11 @@ def delivery_id() -> str:
 
 def api_key_id() -> str:
     return new_public_id("key")
+
+
+def alert_rule_id() -> str:
+    return new_public_id("rule")
+
+
+def alert_id() -> str:
+    return new_public_id("alrt")

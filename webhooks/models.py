@@ -135,6 +135,10 @@ class Webhook(models.Model):
 
     consecutive_failures = models.PositiveIntegerField(default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Deliveries (not attempts) that ended failed since the last one that
+    # succeeded, and when the first of them ended: auto-disable reads these.
+    consecutive_failed_deliveries = models.PositiveIntegerField(default=0)
+    failed_deliveries_since = models.DateTimeField(null=True, blank=True)
     last_delivery_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

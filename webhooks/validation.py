@@ -20,7 +20,7 @@ MAX_ATTEMPTS_RANGE = (1, 10)
 MAX_PATTERNS = 100
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
-HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
+HEADER_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}")  # fullmatch
 # Set by Herald on every request; a custom header may not replace them.
 RESERVED_HEADERS = frozenset(
     {
@@ -52,9 +52,10 @@ def check_storable(text: str, field: str) -> None:
 def clean_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("enter the endpoint's URL", "url")
-    url = url.strip()
+    # The length as sent, surrounding spaces included, as the API schema says.
     if len(url) > settings.HERALD_MAX_URL_LENGTH:
         raise InvalidInput(f"must be at most {settings.HERALD_MAX_URL_LENGTH} characters", "url")
+    url = url.strip()
     check_storable(url, "url")
     if any(c < " " or c == "\x7f" for c in url):
         raise InvalidInput("may not contain control characters", "url")
@@ -93,7 +94,7 @@ def clean_event_patterns(events: object) -> list[str]:
 
 
 def clean_header_name(name: object, field: str = "signature_header") -> str:
-    if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+    if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
         raise InvalidInput(
             "must be an HTTP header name (letters, digits and -, at most 100 characters)", field
         )
@@ -160,9 +161,10 @@ def clean_text(value: object, field: str, max_length: int) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidInput("must be a string", field)
-    value = value.strip()
+    # The length as sent, surrounding spaces included, as the API schema says.
     if len(value) > max_length:
         raise InvalidInput(f"must be at most {max_length} characters", field)
+    value = value.strip()
     check_storable(value, field)
     return value
 

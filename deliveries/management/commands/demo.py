@@ -34,8 +34,8 @@ class Command(BaseCommand):
         if seeded.api_key:
             self.stderr.write(f"API key (shown once): {seeded.api_key}")
         self.stderr.write(
-            f"\n  Herald: {app_url}/admin/   login: {demo.DEMO_USER} / {demo.DEMO_PASSWORD}"
-            f"\n  API:    {app_url}/api/docs\n"
+            f"\n  Herald dashboard: {app_url}/   login: {demo.DEMO_USER} / {demo.DEMO_PASSWORD}"
+            f"\n  API docs:         {app_url}/api/docs\n"
         )
         self.stdout.write(org.public_id)
 
