@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RECEIVER_PORT ?= 8001
 
-.PHONY: run test lint format bench stop clean
+.PHONY: run test lint format bench soak stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,18 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
+
+# A few minutes of events under faults (workers SIGKILLed, Redis and PostgreSQL
+# restarted) on a private PostgreSQL cluster and redis-server, then a
+# reconciliation; exits non-zero on any lost or stuck delivery. SOAK_ARGS="--rate 30 --seed 7"
+soak: $(VENV)/.installed
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 # Stop the bundled redis-server started for the embedded defaults.
 stop: $(VENV)/.installed

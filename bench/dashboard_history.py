@@ -93,7 +93,7 @@ class Dialect:
         if self.pg:
             return (
                 f"to_char(to_timestamp({epoch}) AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\')'
             )
         return f"strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', {epoch}, 'unixepoch')"
 
@@ -266,12 +266,12 @@ def clear_history(organization, webhooks) -> None:
         )
         cursor.execute(f"DELETE FROM {delivery} WHERE organization_id = {org}", [])
         cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE organization_id = {org}", [])
-        cursor.execute(
-            f"DELETE FROM {WebhookStats._meta.db_table} WHERE webhook_id IN ({ids})", []
-        )
+        cursor.execute(f"DELETE FROM {WebhookStats._meta.db_table} WHERE webhook_id IN ({ids})", [])
 
 
-def fill_history(organization, webhooks, target_attempts: int, span_s: float, notes: set[str]) -> Fill:
+def fill_history(
+    organization, webhooks, target_attempts: int, span_s: float, notes: set[str]
+) -> Fill:
     """Replace the organization's history with about `target_attempts` attempts
     spread over the last `span_s` seconds."""
     from django.db import connection, transaction
@@ -303,8 +303,10 @@ def fill_history(organization, webhooks, target_attempts: int, span_s: float, no
     n_events = max(1, round(target_attempts / (MEAN_DELIVERIES * MEAN_ATTEMPTS)))
     now_s = time.time()
     start_s = now_s - span_s
-    spacing = (span_s - 2.0) / n_events
-    latest_s = now_s - 1.0  # no attempt in the future
+    # Events up to 15 s ago; later attempts that would start after now - 11 s
+    # start then, so that no attempt (nor its 10 s timeout) ends in the future.
+    spacing = (span_s - 15.0) / n_events
+    latest_s = now_s - 11.0
     n_hooks = len(webhooks)
     event_t, delivery_t = Event._meta.db_table, Delivery._meta.db_table
     attempt_t, webhook_t = DeliveryAttempt._meta.db_table, Webhook._meta.db_table
@@ -327,7 +329,9 @@ def fill_history(organization, webhooks, target_attempts: int, span_s: float, no
                 "ELSE NULL END)"
             ),
             "duration_ms": (
-                f"(CASE WHEN {ok} THEN 20 + ha %% 180 + (CASE WHEN ha %% 50 = 0 THEN 1200 ELSE 0 END) "
+                # Mostly 5-200 ms, a slow tail of 1.2 s and 3 s (every latency bucket but > 5 s).
+                f"(CASE WHEN {ok} THEN 5 + ha %% 195 + (CASE WHEN ha %% 50 = 0 THEN 1200 "
+                "WHEN ha %% 97 = 0 THEN 3000 ELSE 0 END) "
                 f"WHEN {kind} < 6 THEN 30 + ha %% 400 WHEN {kind} < 9 THEN 10000 "
                 "ELSE 2 + ha %% 40 END)"
             ),
@@ -345,12 +349,12 @@ def fill_history(organization, webhooks, target_attempts: int, span_s: float, no
         # Events, oldest first (id order is time order, as in production).
         i = "g.i"
         data_json = (
-            "'{\"person\":{\"id\":\"per_' || "
+            '\'{"person":{"id":"per_\' || '
             + sql.hex(i, 10)
-            + " || '\",\"name\":\"Ada Lovelace\",\"email\":\"ada.lovelace@example.com\","
+            + ' || \'","name":"Ada Lovelace","email":"ada.lovelace@example.com",'
             '"company":"Analytical Engines Ltd","plan":"enterprise","seats":\' || '
             + f"({rnd(i, 2)} %% 100)"
-            + " || ',\"tags\":[\"vip\",\"beta\",\"emea\"]},\"source\":\"bench\"}'"
+            + ' || \',"tags":["vip","beta","emea"]},"source":"bench"}\''
         )
         events = insert_select(
             cursor,
@@ -465,22 +469,22 @@ def fill_history(organization, webhooks, target_attempts: int, span_s: float, no
         )
         signature = " || ".join(sql.hex(rnd("base * 8 + n", 50 + k), 4) for k in range(4))
         request_headers = sql.json(
-            "'{\"Content-Type\":\"application/json\",\"User-Agent\":\"Herald/0.1.0\","
-            "\"webhook-id\":\"' || event_public_id || '\",\"webhook-timestamp\":\"' || "
-            "CAST(ev AS BIGINT) || '\",\"webhook-signature\":\"v1,' || "
+            '\'{"Content-Type":"application/json","User-Agent":"Herald/0.1.0",'
+            '"webhook-id":"\' || event_public_id || \'","webhook-timestamp":"\' || '
+            'CAST(ev AS BIGINT) || \'","webhook-signature":"v1,\' || '
             + signature
             + " || 'K3nq0Yd5x1Jm8Pz2Wc7Lr4Tb9Q=\"}'"
         )
         request_body = (
-            "'{\"id\":\"' || event_public_id || '\",\"type\":\"' || event_type || "
-            "'\",\"timestamp\":\"' || "
+            '\'{"id":"\' || event_public_id || \'","type":"\' || event_type || '
+            '\'","timestamp":"\' || '
             + sql.iso_millis("ev")
-            + f" || '\",\"organizationId\":\"{organization.public_id}\",\"webhookId\":\"' || "
+            + f' || \'","organizationId":"{organization.public_id}","webhookId":"\' || '
             "webhook_public_id || '\",\"data\":' || data_json || '}'"
         )
         response_headers = sql.json(
             "(CASE WHEN response_status IS NULL THEN '{}' ELSE "
-            "'{\"Content-Type\":\"application/json\",\"Server\":\"nginx\"}' END)"
+            '\'{"Content-Type":"application/json","Server":"nginx"}\' END)'
         )
         attempts = insert_select(
             cursor,
@@ -498,7 +502,7 @@ def fill_history(organization, webhooks, target_attempts: int, span_s: float, no
                 "response_body": (
                     "(CASE WHEN response_status IS NULL THEN '' "
                     "WHEN response_status < 300 THEN '{\"ok\":true}' "
-                    "ELSE '{\"error\":\"upstream unavailable\"}' END)"
+                    'ELSE \'{"error":"upstream unavailable"}\' END)'
                 ),
                 "error_kind": "error_kind",
                 "error_message": (

@@ -12,6 +12,9 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
   f  dashboard pages (overview, webhook page, delivery log, events) at 10 k and
      at 1 M attempts of history (--quick: 200 k), timed in-process with
      Django's test Client
+  g  sustained load (200 events/s for 2 min, --quick 30 s): queue depth and
+     delivery lag over time, a table per 10 s and var/bench/sustained-load.png
+     (bench/sustained.py)
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the
 DATABASE_URL server, else SQLite var/bench.sqlite3) and Redis database 14,
@@ -520,9 +523,8 @@ DASHBOARD_TARGET_RATIO = 1.5
 
 @scenario("f", "dashboard pages at 10 k and at 1 M attempts")
 def scenario_f(ctx: Context) -> list[Row]:
-    from django.test import Client
-
     import dashboard_history as history
+    from django.test import Client
 
     day = 24 * 3600.0
     sizes = [(10_000, day), (200_000 if ctx.quick else 1_000_000, 30 * day)]
@@ -608,6 +610,12 @@ def scenario_f(ctx: Context) -> list[Row]:
     if notes:
         ctx.notes.append("f: columns the fill defaulted: " + "; ".join(sorted(notes)))
     return rows
+
+
+# Scenario g lives in bench/sustained.py; it is handed this module for Row and the helpers.
+import sustained  # noqa: E402
+
+scenario("g", sustained.TITLE)(sustained.scenario(sys.modules[__name__]))
 
 
 # --- Main -------------------------------------------------------------------------------

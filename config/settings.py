@@ -135,6 +135,8 @@ CSRF_COOKIE_SECURE = HERALD_HTTPS
 SECURE_SSL_REDIRECT = HERALD_HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HERALD_HTTPS else 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HERALD_HTTPS else None
+# Probes and scrapers often talk plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -181,6 +183,8 @@ HERALD_DISABLE_AFTER_HOURS = env_int("HERALD_DISABLE_AFTER_HOURS", 24, minimum=0
 # A Slack-compatible incoming webhook that also receives alert notices (optional).
 HERALD_SLACK_WEBHOOK_URL = env_str("HERALD_SLACK_WEBHOOK_URL", "")
 HERALD_RETENTION_DAYS = env_int("HERALD_RETENTION_DAYS", 30, minimum=1)
+# Bearer token for GET /metrics (Prometheus); unset, /metrics answers 404.
+HERALD_METRICS_TOKEN = env_str("HERALD_METRICS_TOKEN", "")
 HERALD_SECRET_GRACE_HOURS = env_int("HERALD_SECRET_GRACE_HOURS", 24, minimum=0)
 HERALD_IDEMPOTENCY_HOURS = 24
 

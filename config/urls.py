@@ -4,6 +4,8 @@ from django.urls import include, path, re_path
 
 from config.api import api
 from deliveries.api import deliveries_router, events_router
+from deliveries.health import healthz
+from deliveries.prometheus import metrics
 from webhooks.api import router as webhooks_router
 
 api.add_router("/v1/webhooks", webhooks_router)
@@ -20,6 +22,8 @@ def api_not_found(request, rest=""):
 
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

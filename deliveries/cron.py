@@ -20,4 +20,11 @@ cron.register(
     result_ttl=0,
     job_timeout=jobs.ALERTS_JOB_TIMEOUT,
 )
+cron.register(
+    jobs.roll_up_totals,
+    queue_name=settings.HERALD_QUEUE,
+    interval=60,
+    result_ttl=0,
+    job_timeout=300,
+)
 cron.register(jobs.purge_old, queue_name=settings.HERALD_QUEUE, cron="17 3 * * *", job_timeout=3600)

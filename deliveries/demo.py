@@ -28,6 +28,8 @@ DEMO_WEBHOOKS = [
     ("Analytics (flaky)", "/flaky", ["*"], {}),
     ("Search indexer (slow)", "/slow", ["person.*", "order.created"], {"timeout_seconds": 5}),
     ("Legacy ERP (down)", None, ["order.*"], {"max_attempts": 3}),
+    # Herald's own reports (alerts, failing and disabled webhooks) land here.
+    ("Ops channel", "/healthy", ["herald.*"], {}),
 ]
 
 FIRST_NAMES = ["Ada", "Grace", "Linus", "Zoë", "Hiro", "Amara", "Mateo", "Ingrid"]

@@ -10,10 +10,11 @@ database; the threads run `attempt`, which only builds, signs and sends.
 """
 
 import logging
+import queue
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -228,8 +229,8 @@ def _update_deliveries(updates: list[DeliveryUpdate]) -> None:
 
 
 def record(results: list[Result], *, now: datetime | None = None) -> None:
-    """Write a batch of attempts and their consequences in one transaction;
-    once it commits, publish the operational events they call for."""
+    """Write a batch of attempts and their consequences, and the operational
+    events they call for, in one transaction."""
     if not results:
         return
     from deliveries import actions, notify  # both import this module, indirectly
@@ -332,8 +333,15 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
         if streaking:
             _disable_failing_webhooks(streaking, now)
         if operational:
-            # After the commit, so the events never report what was rolled back.
-            transaction.on_commit(lambda: _publish_operational(operational), robust=True)
+            # In the same transaction: they never report what was rolled back,
+            # and a worker that dies right after the commit cannot lose them
+            # (as it could when they were published after it: scripts/soak.py).
+            # publish_many validates before it writes, and writes in a
+            # savepoint, so a failure there leaves the attempts to commit.
+            try:
+                _publish_operational(operational)
+            except Exception:
+                log.exception("could not publish %d operational events", len(operational))
 
 
 def _publish_operational(operational: list) -> None:
@@ -425,15 +433,66 @@ def _update_webhook_health(
     Webhook.objects.filter(id=webhook_id).update(**changes)
 
 
-_executor: ThreadPoolExecutor | None = None
+class SendPool(Executor):
+    """Up to `size` daemon threads, started as work needs them.
+
+    Like ThreadPoolExecutor, except that the interpreter does not wait for
+    these threads at exit: a worker cut short by a second SIGTERM (rq's cold
+    shutdown) exits at once instead of waiting for requests whose results it
+    will never record; their leases make those deliveries due again. A
+    graceful stop has nothing in flight by the time the job returns."""
+
+    def __init__(self, size: int) -> None:
+        self._max_workers = size
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._work.put((future, fn, args, kwargs))
+        with self._lock:
+            if not self._idle.acquire(timeout=0) and len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._serve, name=f"herald-send_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del item, future
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            for _ in self._threads:
+                self._work.put(None)
+            threads, self._threads = self._threads, []
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+_executor: SendPool | None = None
 _executor_lock = threading.Lock()
 
 
-def _pool(size: int) -> ThreadPoolExecutor:
+def _pool(size: int) -> SendPool:
     global _executor
     with _executor_lock:
         if _executor is None or _executor._max_workers != size:
-            _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="herald-send")
+            if _executor is not None:
+                _executor.shutdown(wait=False)
+            _executor = SendPool(size)
         return _executor
 
 

@@ -9,13 +9,18 @@ a dead worker would otherwise leave behind.
 """
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import django_rq
 import redis
+import rq
 from django.conf import settings
 from django.db import close_old_connections
+from rq.defaults import DEFAULT_WORKER_TTL
 
-from deliveries import dispatch
+from deliveries import dispatch, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +64,63 @@ def wake_dispatcher() -> None:
 
 
 def run_dispatcher() -> int:
-    """The dispatch job: send everything due, many at a time."""
-    # Let the next publish queue a fresh job even while this one runs.
-    queue().connection.delete(WAKE_KEY)
-    close_old_connections()
-    try:
-        return dispatch.run(on_full_claim=wake_dispatcher)
-    finally:
+    """The dispatch job: send everything due, many at a time.
+
+    On the first SIGTERM or SIGINT to its worker (or pool) it stops claiming,
+    lets the requests in flight finish (each bounded by its webhook's
+    timeout), records them and returns; rq then exits the worker. A second
+    signal is rq's cold shutdown: what was in flight goes unrecorded, and the
+    leases make those deliveries due again (see shutdown.py).
+    """
+    with shutdown.stop_requested() as stopping, worker_heartbeats():
+        # Let the next publish queue a fresh job even while this one runs.
+        queue().connection.delete(WAKE_KEY)
         close_old_connections()
+        try:
+            return dispatch.run(on_full_claim=wake_dispatcher, should_stop=stopping)
+        finally:
+            close_old_connections()
+
+
+HEARTBEAT_EVERY_SECONDS = 15
+
+
+@contextmanager
+def worker_heartbeats(every: float = HEARTBEAT_EVERY_SECONDS) -> Iterator[None]:
+    """Keep the rq worker running this job heartbeating while the job runs.
+
+    rq heartbeats between jobs, not during one (SimpleWorker runs the job in
+    its main thread and has no monitor), and /healthz counts a worker as alive
+    by its heartbeat: a dispatch job with slow receivers, or a long purge,
+    would otherwise look like a dead worker. Outside a worker this does nothing."""
+    job = rq.get_current_job()
+    if job is None or not job.worker_name:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        worker = None
+        while not done.wait(every):
+            try:
+                if worker is None:
+                    worker = rq.Worker.find_by_key(
+                        rq.Worker.redis_worker_namespace_prefix + job.worker_name,
+                        connection=job.connection,
+                    )
+                    if worker is None:
+                        return
+                worker.heartbeat(int(job.timeout or DEFAULT_WORKER_TTL) + 60)
+            except redis.RedisError:
+                log.warning("could not send the worker's heartbeat", exc_info=True)
+
+    thread = threading.Thread(target=beat, name="herald-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 def tick() -> bool:
@@ -109,9 +163,19 @@ def evaluate_alerts() -> str:
         connection.delete(ALERTS_LOCK_KEY)
 
 
+def roll_up_totals() -> str:
+    """Every minute: fold the minutes old enough into the all-time totals
+    behind the Prometheus counters (totals.py)."""
+    from deliveries import totals
+
+    close_old_connections()
+    return f"rolled up to {totals.roll_up():%Y-%m-%d %H:%M}"
+
+
 def purge_old() -> str:
     """Daily: apply the retention period."""
     from deliveries.retention import purge
 
     close_old_connections()
-    return str(purge())
+    with shutdown.stop_requested() as stopping, worker_heartbeats():
+        return str(purge(should_stop=stopping))

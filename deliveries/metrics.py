@@ -203,7 +203,9 @@ def series(
     }
     if not webhook_ids:
         return points
-    sums: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTER_COLUMNS, 0))
+    sums: dict[tuple[int, int], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COUNTER_COLUMNS, 0)
+    )
     # The bucket index floor((minute - start) / step); on SQLite from julianday(),
     # which reads both "…:00" and the raw upsert's "…:00+00:00".
     if connection.vendor == "postgresql":

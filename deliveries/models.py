@@ -21,6 +21,8 @@ class Event(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
+            # The events page and API: an organization's events, newest first by id.
+            models.Index(fields=["organization", "-id"], name="event_org_log_idx"),
             models.Index(fields=["created_at"]),
         ]
         constraints = [
@@ -177,6 +179,38 @@ class WebhookStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class StatsTotals(models.Model):
+    """One row: the WebhookStats counters summed over every webhook and every
+    minute before `rolled_up_to`, kept when those rows are purged or their
+    webhook deleted. With the few minutes since added, they are all-time
+    totals that only ever grow: the Prometheus counters (see totals.py)."""
+
+    rolled_up_to = models.DateTimeField()
+    attempts = models.BigIntegerField(default=0)
+    succeeded_attempts = models.BigIntegerField(default=0)
+    succeeded_deliveries = models.BigIntegerField(default=0)
+    failed_deliveries = models.BigIntegerField(default=0)
+    responses = models.BigIntegerField(default=0)
+    latency_total_ms = models.BigIntegerField(default=0)
+    lat_0 = models.BigIntegerField(default=0)
+    lat_1 = models.BigIntegerField(default=0)
+    lat_2 = models.BigIntegerField(default=0)
+    lat_3 = models.BigIntegerField(default=0)
+    lat_4 = models.BigIntegerField(default=0)
+    lat_5 = models.BigIntegerField(default=0)
+    lat_6 = models.BigIntegerField(default=0)
+    lat_7 = models.BigIntegerField(default=0)
+    lat_8 = models.BigIntegerField(default=0)
+    lat_9 = models.BigIntegerField(default=0)
+    lat_10 = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "stats totals"
+
+    def __str__(self) -> str:
+        return f"totals before {self.rolled_up_to:%Y-%m-%d %H:%M}"
 
 
 class AlertRule(models.Model):

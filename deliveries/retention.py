@@ -1,14 +1,27 @@
 """Retention: delete attempts and events older than HERALD_RETENTION_DAYS in
 small batches (short transactions, no long table locks). The per-minute
 stats are kept for the longest dashboard window, so charts and success rates
-outlive the rows they summarise."""
+outlive the rows they summarise, and they are rolled up into the all-time
+totals (totals.py) before any is deleted, so the Prometheus counters keep them.
+
+Each batch selects primary keys through an index (attempts by started_at,
+events by created_at, stats by minute) and deletes those rows in a
+transaction of its own, committed before the next batch: on PostgreSQL only
+the rows of one batch are ever locked, and only for as long as that delete
+takes, so the dispatcher and the dashboard carry on meanwhile. Call it
+outside a transaction (the daily job and `manage.py purge` do); inside one,
+nothing would commit until the end.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from deliveries import totals
 from deliveries.metrics import WINDOWS
 from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
 
@@ -25,33 +38,45 @@ class Purged:
         return f"{self.attempts} attempts, {self.events} events, {self.stats_rows} stats rows"
 
 
-def _delete_in_batches(queryset, batch_size: int) -> int:
+def _delete_in_batches(queryset, batch_size: int, should_stop=lambda: False) -> int:
     total = 0
-    while True:
+    while not should_stop():
         ids = list(queryset.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return total
-        queryset.model.objects.filter(pk__in=ids).delete()
+        with transaction.atomic():  # one batch, committed before the next
+            queryset.model.objects.filter(pk__in=ids).delete()
         total += len(ids)
+    return total
 
 
 def purge(
-    days: int | None = None, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    days: int | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    should_stop=lambda: False,
 ) -> Purged:
+    """Delete what is older than the retention period. `should_stop` is asked
+    before each batch: a worker told to stop (SIGTERM) leaves the rest for the
+    next run rather than keep its shutdown waiting."""
     days = settings.HERALD_RETENTION_DAYS if days is None else days
     now = now or timezone.now()
     cutoff = now - timedelta(days=days)
     result = Purged()
     result.attempts = _delete_in_batches(
-        DeliveryAttempt.objects.filter(started_at__lt=cutoff), batch_size
+        DeliveryAttempt.objects.filter(started_at__lt=cutoff), batch_size, should_stop
     )
-    # An old event whose delivery still waits (a paused webhook) stays.
+    # An old event whose delivery still waits (a paused webhook) stays. An
+    # anti-join per event through the (event, webhook) index, not a NOT IN
+    # over every pending delivery, which a long backlog would make slow.
     old_events = Event.objects.filter(created_at__lt=cutoff).exclude(
-        pk__in=Delivery.objects.filter(status=Delivery.Status.PENDING).values("event_id")
+        Exists(Delivery.objects.filter(event_id=OuterRef("pk"), status=Delivery.Status.PENDING))
     )
-    result.events = _delete_in_batches(old_events, batch_size // 4)
+    result.events = _delete_in_batches(old_events, batch_size // 4, should_stop)
     stats_cutoff = now - max(timedelta(days=days), max(WINDOWS.values())) - timedelta(days=1)
+    # Only minutes already in the all-time totals.
+    stats_cutoff = min(stats_cutoff, totals.roll_up())
     result.stats_rows = _delete_in_batches(
-        WebhookStats.objects.filter(minute__lt=stats_cutoff), batch_size
+        WebhookStats.objects.filter(minute__lt=stats_cutoff), batch_size, should_stop
     )
     return result

@@ -56,8 +56,43 @@ class Processes:
             "rqworker", settings.HERALD_QUEUE, "--worker-class", "rq.worker.SimpleWorker"
         )
 
+    def worker_pool(self, workers: int = 2) -> subprocess.Popen:
+        """The Procfile's worker command."""
+        return self._start(
+            "rqworker-pool",
+            settings.HERALD_QUEUE,
+            "--num-workers",
+            str(workers),
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "-v",
+            "0",
+        )
+
     def scheduler(self) -> subprocess.Popen:
-        return self._start("rqcron", "deliveries.cron")
+        return self._start("scheduler")
+
+    def web(self, port: int) -> subprocess.Popen:
+        """The Procfile's web command (gunicorn) on 127.0.0.1:`port`."""
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.running.append(process)
+        return process
 
     def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         process.send_signal(sig)

@@ -112,9 +112,10 @@ def test_demo_seeds_once_and_prints_the_org_id(db):
     assert first == second
     org = Organization.objects.get(public_id=first)
     webhooks = Webhook.objects.filter(organization=org)
-    assert webhooks.count() == 5
+    assert webhooks.count() == 6
     assert {w.url.rsplit("/", 1)[-1] for w in webhooks} >= {"healthy", "flaky", "slow"}
-    assert webhooks.filter(url__startswith="http://127.0.0.1:8002").count() == 4
+    assert webhooks.filter(url__startswith="http://127.0.0.1:8002").count() == 5
+    assert webhooks.filter(event_patterns=["herald.*"]).count() == 1
     assert get_user_model().objects.get(username="demo").check_password("demo-password")
 
 

@@ -53,6 +53,9 @@ EXCLUDED = {
     "api/": "the API root: a JSON 404 pointing at the docs, holds no data",
     "^api/(?P<rest>.*)$": "the JSON 404 for unknown /api/ paths: answers everyone alike",
     "login/": "the login page itself: public by design",
+    "healthz": "the health check: public by design, holds no data (tests/test_health.py)",
+    "metrics": "Prometheus metrics: installation-wide totals, no per-organization labels, "
+    "behind their own token (tests/test_metrics.py)",
 }
 # Static files are not routes: whitenoise serves them as middleware.
 

@@ -1,0 +1,52 @@
+import logging
+import time
+
+import redis
+from django.core.management.base import BaseCommand
+from django_rq.cron import DjangoCronScheduler
+from rq.exceptions import StopRequested
+
+CONFIG = "deliveries.cron"
+MAX_BACKOFF_SECONDS = 30
+
+log = logging.getLogger("herald.scheduler")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Herald's periodic jobs (deliveries.cron: tick, sweep, alerts, retention) "
+        "with rq's cron scheduler, reconnecting when Redis goes away."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--logging-level",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            default="WARNING",
+        )
+
+    def handle(self, logging_level="WARNING", **options):
+        level = getattr(logging, logging_level)
+        backoff = 1.0
+        while True:
+            # rq's scheduler ends on a lost connection (and its last gasp, the
+            # death registration, fails too); a fresh one registers again.
+            scheduler = DjangoCronScheduler(logging_level=level)
+            started = time.monotonic()
+            try:
+                scheduler.load_config_from_file(CONFIG)
+                scheduler.start()
+                return  # SIGTERM or SIGINT: a clean stop
+            except redis.RedisError as error:
+                if time.monotonic() - started > 60:
+                    backoff = 1.0
+                log.warning(
+                    "lost Redis (%s); starting again in %.0f s", type(error).__name__, backoff
+                )
+            except (StopRequested, KeyboardInterrupt):
+                return
+            try:
+                time.sleep(backoff)
+            except (StopRequested, KeyboardInterrupt):
+                return  # stopped while waiting for Redis
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
