@@ -119,8 +119,11 @@ def webhook_detail(request, webhook_id):
     if window not in queries.CHART_WINDOWS:
         window = "24h"
     span, step = queries.CHART_WINDOWS[window]
-    stats = metrics.window_stats([webhook.pk], now - queries.OVERVIEW_WINDOW)[webhook.pk]
     points = metrics.series([webhook.pk], now - span, now, step)[webhook.pk]
+    if span == queries.OVERVIEW_WINDOW:
+        stats = metrics.combine(points)  # the chart already read the tiles' 24 hours
+    else:
+        stats = metrics.window_stats([webhook.pk], now - queries.OVERVIEW_WINDOW)[webhook.pk]
     label = "%H:%M" if span <= queries.OVERVIEW_WINDOW else "%b %d"
     context = {
         "webhook": webhook,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Max, Sum
+from django.db.models import Sum
 
 from deliveries.models import LATENCY_BUCKETS_MS, WebhookStats
 
@@ -107,11 +107,25 @@ class WindowStats:
     succeeded_deliveries: int = 0
     avg_latency_ms: float | None = None
     p95_latency_ms: float | None = None
-    last_attempt_minute: datetime | None = None
 
     @property
     def success_rate(self) -> float | None:
         return self.succeeded_attempts / self.attempts if self.attempts else None
+
+
+def stats_from_sums(sums: dict[str, int]) -> WindowStats:
+    """The figures of a window from its summed counters."""
+    responses = sums["responses"]
+    return WindowStats(
+        attempts=sums["attempts"],
+        succeeded_attempts=sums["succeeded_attempts"],
+        failed_deliveries=sums["failed_deliveries"],
+        succeeded_deliveries=sums["succeeded_deliveries"],
+        avg_latency_ms=sums["latency_total_ms"] / responses if responses else None,
+        p95_latency_ms=percentile_from_histogram(
+            [sums[f"lat_{i}"] for i in range(N_LATENCY_BUCKETS)], 0.95
+        ),
+    )
 
 
 def percentile_from_histogram(counts: list[int], fraction: float) -> float | None:
@@ -146,21 +160,11 @@ def window_stats(
         # `<` the next minute rather than `<=` this one: on SQLite the raw
         # upsert stores "…:00+00:00", which sorts after the ORM's "…:00".
         buckets = buckets.filter(minute__lt=minute_of(until) + timedelta(minutes=1))
-    rows = buckets.values("webhook_id").annotate(
-        **{f"s_{c}": agg for c, agg in sums.items()}, last_minute=Max("minute")
-    )
+    rows = buckets.values("webhook_id").annotate(**{f"s_{c}": agg for c, agg in sums.items()})
     result = {webhook_id: WindowStats() for webhook_id in webhook_ids}
     for row in rows:
-        responses = row["s_responses"] or 0
-        histogram = [row[f"s_lat_{i}"] or 0 for i in range(N_LATENCY_BUCKETS)]
-        result[row["webhook_id"]] = WindowStats(
-            attempts=row["s_attempts"] or 0,
-            succeeded_attempts=row["s_succeeded_attempts"] or 0,
-            failed_deliveries=row["s_failed_deliveries"] or 0,
-            succeeded_deliveries=row["s_succeeded_deliveries"] or 0,
-            avg_latency_ms=(row["s_latency_total_ms"] / responses) if responses else None,
-            p95_latency_ms=percentile_from_histogram(histogram, 0.95),
-            last_attempt_minute=row["last_minute"],
+        result[row["webhook_id"]] = stats_from_sums(
+            {c: int(row[f"s_{c}"] or 0) for c in COUNTER_COLUMNS}
         )
     return result
 
@@ -178,6 +182,7 @@ class Point:
     """One bucket of a time series (an hour, a day, or a minute)."""
 
     at: datetime
+    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_COLUMNS, 0))
     attempts: int = 0
     succeeded_attempts: int = 0
     failed_deliveries: int = 0
@@ -187,6 +192,15 @@ class Point:
     @property
     def success_rate(self) -> float | None:
         return self.succeeded_attempts / self.attempts if self.attempts else None
+
+
+def combine(points: list[Point]) -> WindowStats:
+    """The figures of the whole span a series covers (no further query)."""
+    total = dict.fromkeys(COUNTER_COLUMNS, 0)
+    for point in points:
+        for column in COUNTER_COLUMNS:
+            total[column] += point.sums[column]
+    return stats_from_sums(total)
 
 
 def series(
@@ -229,12 +243,11 @@ def series(
             bucket[column] += int(value or 0)  # PostgreSQL's SUM(bigint) is a Decimal
     for (webhook_id, index), bucket in sums.items():
         point = points[webhook_id][index]
-        point.attempts = bucket["attempts"]
-        point.succeeded_attempts = bucket["succeeded_attempts"]
-        point.failed_deliveries = bucket["failed_deliveries"]
-        if bucket["responses"]:
-            point.avg_latency_ms = bucket["latency_total_ms"] / bucket["responses"]
-            point.p95_latency_ms = percentile_from_histogram(
-                [bucket[f"lat_{i}"] for i in range(N_LATENCY_BUCKETS)], 0.95
-            )
+        figures = stats_from_sums(bucket)
+        point.sums = bucket
+        point.attempts = figures.attempts
+        point.succeeded_attempts = figures.succeeded_attempts
+        point.failed_deliveries = figures.failed_deliveries
+        point.avg_latency_ms = figures.avg_latency_ms
+        point.p95_latency_ms = figures.p95_latency_ms
     return points

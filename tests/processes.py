@@ -110,3 +110,19 @@ class Processes:
                 process.kill()
                 process.wait()
         self.running.clear()
+
+
+def wait_until(condition, timeout: float = 20.0, every: float = 0.05) -> bool:
+    """Poll `condition` until it is true (True) or `timeout` passes (False).
+    Errors of a service that is restarting count as not yet."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(every)
+    return False

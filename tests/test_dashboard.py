@@ -553,3 +553,26 @@ class TestAlertsPage:
         browser.get("/")
         with django_assert_max_num_queries(7):
             assert browser.get("/alerts/").status_code == 200
+
+
+def test_the_chart_and_the_tiles_agree(browser, org, receiver):
+    """The 24-hour tiles come from the chart's own buckets: the same figures
+    as a separate window query gives."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deliveries import metrics
+
+    webhook = WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
+    receiver.script("/hook", Answer(status=500))
+    for i in range(4):
+        publish(org, "person.created", {"i": i})
+    deliver_due(concurrency=1)
+    now = timezone.now()
+    points = metrics.series([webhook.pk], now - timedelta(hours=24), now, timedelta(hours=1))
+    assert metrics.combine(points[webhook.pk]) == metrics.window_stats(
+        [webhook.pk], now - timedelta(hours=24)
+    )[webhook.pk]
+    page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
+    assert 'id="stat-success">75%<' in page and 'id="stat-failed">1<' in page

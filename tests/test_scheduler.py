@@ -8,21 +8,9 @@ import pytest
 import redis
 
 from config.embedded_redis import EmbeddedRedis
-from tests.processes import Processes
+from tests.processes import Processes, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return True
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def test_the_scheduler_keeps_ticking_across_a_redis_restart(tmp_path):
@@ -33,14 +21,14 @@ def test_the_scheduler_keeps_ticking_across_a_redis_restart(tmp_path):
     try:
         scheduler = processes.scheduler()
         # Ticks every second land in the herald queue (nobody works it here).
-        assert wait_for(lambda: client.llen("rq:queue:herald") >= 2)
+        assert wait_until(lambda: client.llen("rq:queue:herald") >= 2)
 
         server.stop()
         time.sleep(2)
         assert scheduler.poll() is None, "the scheduler died with Redis"
         server.ensure_running()  # a fresh, empty Redis
 
-        assert wait_for(lambda: client.llen("rq:queue:herald") >= 2, timeout=40)
+        assert wait_until(lambda: client.llen("rq:queue:herald") >= 2, timeout=40)
         assert scheduler.poll() is None
 
         scheduler.send_signal(signal.SIGTERM)

@@ -19,7 +19,7 @@ from deliveries import shutdown
 from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
 from tests.factories import OrganizationFactory, WebhookFactory
-from tests.processes import Processes
+from tests.processes import Processes, wait_until
 from tests.receiver import Answer
 
 # Tests with real processes (the signal handling itself is tested in-process below).
@@ -31,15 +31,6 @@ def processes(redis_conn):
     running = Processes(HERALD_WORKER_CONCURRENCY="3")
     yield running
     running.stop_all()
-
-
-def wait_until(condition, timeout=20.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return False
 
 
 def exit_time(process: subprocess.Popen, sig: int, timeout: float = 30.0) -> float:

@@ -1,15 +1,13 @@
 """Durability with real processes: rq workers and the scheduler running
 against the test database and Redis, deliveries going over real HTTP."""
 
-import time
-
 import pytest
 
 from deliveries import jobs
 from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
 from tests.factories import OrganizationFactory, WebhookFactory
-from tests.processes import Processes
+from tests.processes import Processes, wait_until
 from tests.receiver import Answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -20,15 +18,6 @@ def processes(redis_conn):
     running = Processes(HERALD_LEASE_MARGIN_SECONDS="1", HERALD_SWEEP_SECONDS="1")
     yield running
     running.stop_all()
-
-
-def wait_until(condition, timeout=20.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return False
 
 
 def all_succeeded():
