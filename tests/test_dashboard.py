@@ -571,8 +571,9 @@ def test_the_chart_and_the_tiles_agree(browser, org, receiver):
     deliver_due(concurrency=1)
     now = timezone.now()
     points = metrics.series([webhook.pk], now - timedelta(hours=24), now, timedelta(hours=1))
-    assert metrics.combine(points[webhook.pk]) == metrics.window_stats(
-        [webhook.pk], now - timedelta(hours=24)
-    )[webhook.pk]
+    assert (
+        metrics.combine(points[webhook.pk])
+        == metrics.window_stats([webhook.pk], now - timedelta(hours=24))[webhook.pk]
+    )
     page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
     assert 'id="stat-success">75%<' in page and 'id="stat-failed">1<' in page
