@@ -63,6 +63,11 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "soak"
+
+# The benchmark's helpers read the Procfile the same way.
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import procfile_command  # noqa: E402
+
 DB_NAME = "herald_soak"
 EVENT_TYPES = ("person.created", "order.paid")
 EXHAUSTED = "herald.delivery.exhausted"
@@ -251,23 +256,6 @@ class RedisServer:
 
 
 # --- Herald's processes, supervised ----------------------------------------------------
-
-
-def procfile_command(name: str, env: dict[str, str]) -> list[str]:
-    """The Procfile's command line for `name`, ${VAR:-default} expanded, run by this python."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, sep, command = line.partition(":")
-        if sep and key.strip() == name:
-            break
-    else:
-        raise SystemExit(f"no {name!r} process in the Procfile")
-    command = re.sub(
-        r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m.group(1)) or m.group(2) or "", command
-    )
-    argv = shlex.split(command)
-    if argv[0] in ("python", "python3"):
-        argv[0] = sys.executable
-    return argv
 
 
 def children_of(pid: int) -> list[int]:
