@@ -40,8 +40,11 @@ class Processes:
         self.running: list[subprocess.Popen] = []
 
     def _start(self, *args: str) -> subprocess.Popen:
+        return self._spawn([sys.executable, "manage.py", *args])
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", *args],
+            argv,
             cwd=BASE_DIR,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -74,7 +77,7 @@ class Processes:
 
     def web(self, port: int) -> subprocess.Popen:
         """The Procfile's web command (gunicorn) on 127.0.0.1:`port`."""
-        process = subprocess.Popen(
+        return self._spawn(
             [
                 str(Path(sys.executable).with_name("gunicorn")),
                 "config.wsgi",
@@ -84,15 +87,8 @@ class Processes:
                 "1",
                 "--threads",
                 "4",
-            ],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            ]
         )
-        self.running.append(process)
-        return process
 
     def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         process.send_signal(sig)
