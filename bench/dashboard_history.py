@@ -253,7 +253,8 @@ def create_organization():
 def clear_history(organization, webhooks) -> None:
     from django.db import connection, transaction
 
-    from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
+    from deliveries.models import Delivery, DeliveryAttempt, Event
+    from monitoring.models import WebhookStats
 
     attempt, delivery = DeliveryAttempt._meta.db_table, Delivery._meta.db_table
     ids = ", ".join(str(w.pk) for w in webhooks)
@@ -277,14 +278,9 @@ def fill_history(
     from django.db import connection, transaction
     from django.db.models import Max
 
-    from deliveries import metrics
-    from deliveries.models import (
-        LATENCY_BUCKETS_MS,
-        Delivery,
-        DeliveryAttempt,
-        Event,
-        WebhookStats,
-    )
+    from deliveries.models import Delivery, DeliveryAttempt, Event
+    from monitoring import stats as metrics
+    from monitoring.models import LATENCY_BUCKETS_MS, WebhookStats
     from webhooks.models import Webhook
 
     sql = Dialect(connection.vendor)

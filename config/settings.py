@@ -46,7 +46,10 @@ INSTALLED_APPS = [
     "ninja",
     "webhooks",
     "deliveries",
+    "monitoring",
+    "api",
     "dashboard",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +119,8 @@ if TESTING:
     REDIS_URL = redis_url_with_db(REDIS_URL, env_int("HERALD_TEST_REDIS_DB", 15, minimum=0))
 
 HERALD_QUEUE = "herald"
+# The modules whose periodic jobs `manage.py scheduler` runs (rq cron configs).
+HERALD_PERIODIC_JOBS = ["deliveries.cron", "monitoring.cron"]
 RQ_QUEUES = {HERALD_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 RQ_SHOW_ADMIN_LINK = True
 

@@ -2,16 +2,9 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 
-from config.api import api
-from deliveries.api import deliveries_router, events_router
-from deliveries.health import healthz
-from deliveries.prometheus import metrics
-from webhooks.api import router as webhooks_router
-
-api.add_router("/v1/webhooks", webhooks_router)
-api.add_router("/v1/events", events_router)
-api.add_router("/v1/deliveries", deliveries_router)
-api.add_router("/v1", "deliveries.alerts_api.router")
+from api.main import api
+from monitoring.health import healthz
+from monitoring.prometheus import metrics
 
 
 def api_not_found(request, rest=""):

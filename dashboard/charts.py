@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from deliveries.metrics import Point
+from monitoring.stats import Point
 
 
 def tone(success_rate: float | None) -> str:

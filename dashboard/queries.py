@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, F
 
-from config.api import decode_cursor, encode_cursor
-from deliveries import metrics
 from deliveries.models import Delivery, Event
+from monitoring import stats as metrics
+from webhooks.cursors import decode_cursor, encode_cursor
 from webhooks.errors import HeraldError
 from webhooks.models import Organization, Webhook
 

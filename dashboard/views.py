@@ -16,8 +16,11 @@ from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 from dashboard import charts, queries
 from dashboard.access import SESSION_KEY, member_required, memberships
 from dashboard.forms import ApiKeyForm, RuleForm, WebhookForm
-from deliveries import actions, alerts, metrics
-from deliveries.models import Alert, AlertRule, Delivery, Event
+from deliveries import actions
+from deliveries.models import Delivery, Event
+from monitoring import alerts
+from monitoring import stats as metrics
+from monitoring.models import Alert, AlertRule
 from webhooks import ids, patterns
 from webhooks.errors import HeraldError
 from webhooks.models import ApiKey, EventType, Webhook

@@ -6,10 +6,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries import alerts, jobs
-from deliveries.metrics import StatsBatch
+from deliveries import signals
 from deliveries.models import Delivery, Trigger
 from deliveries.publishing import Published, publish
+from deliveries.wakeup import wake_dispatcher
 from webhooks.errors import Conflict
 from webhooks.models import Webhook
 
@@ -34,7 +34,7 @@ def retry_delivery(delivery: Delivery) -> Delivery:
             next_trigger=Trigger.MANUAL,
             completed_at=None,
         )
-        transaction.on_commit(jobs.wake_dispatcher)
+        transaction.on_commit(wake_dispatcher)
     delivery.refresh_from_db()
     return delivery
 
@@ -53,7 +53,7 @@ def retry_failed(webhook: Webhook, since: datetime | None = None) -> int:
             completed_at=None,
         )
         if count:
-            transaction.on_commit(jobs.wake_dispatcher)
+            transaction.on_commit(wake_dispatcher)
     return count
 
 
@@ -84,8 +84,10 @@ def pause_webhook(webhook: Webhook) -> None:
 
 
 def resume_webhook(webhook: Webhook) -> None:
-    """Active again: parked deliveries are due now, the failure streaks reset
-    and a `webhook_disabled` alert resolves."""
+    """Active again: parked deliveries are due now, the failure streaks reset,
+    and signals.webhook_enabled tells monitoring (its `webhook_disabled`
+    alert resolves)."""
+    now = timezone.now()
     with transaction.atomic():
         Webhook.objects.filter(pk=webhook.pk).update(
             status=Webhook.Status.ACTIVE,
@@ -97,10 +99,10 @@ def resume_webhook(webhook: Webhook) -> None:
         )
         woken = Delivery.objects.filter(
             webhook=webhook, status=Delivery.Status.PENDING, next_attempt_at__isnull=True
-        ).update(next_attempt_at=timezone.now())
+        ).update(next_attempt_at=now)
         if woken:
-            transaction.on_commit(jobs.wake_dispatcher)
-        alerts.resolve_disabled_alerts(webhook)
+            transaction.on_commit(wake_dispatcher)
+        signals.webhook_enabled.send(sender=Webhook, webhook=webhook, now=now)
     webhook.status = Webhook.Status.ACTIVE
     webhook.disabled_reason = ""
     webhook.consecutive_failures = 0
@@ -117,10 +119,11 @@ def disable_webhook(
     value: float | None = None,
     threshold: float | None = None,
 ) -> int:
-    """Herald stops the webhook: its pending deliveries end failed, and (if it
-    was not disabled already) a `webhook_disabled` alert opens with `value`
-    and `threshold` and `herald.webhook.disabled` is published. Returns how
-    many deliveries that ended."""
+    """Herald stops the webhook: its pending deliveries end failed, and
+    signals.webhook_disabled tells monitoring (which, if it was not disabled
+    already, opens a `webhook_disabled` alert with `value` and `threshold`
+    and publishes `herald.webhook.disabled`). Returns how many deliveries
+    that ended."""
     now = now or timezone.now()
     with transaction.atomic():
         # Conditional, so that of two workers disabling it at once (two 410s)
@@ -136,11 +139,16 @@ def disable_webhook(
             claimed_until=None,
             completed_at=now,
         )
-        stats = StatsBatch()
-        stats.deliveries_failed(webhook.pk, now, ended)
-        stats.write()
-        if newly:
-            alerts.open_disabled_alert(webhook, reason, now=now, value=value, threshold=threshold)
+        signals.webhook_disabled.send(
+            sender=Webhook,
+            webhook=webhook,
+            reason=reason,
+            now=now,
+            ended=ended,
+            newly=bool(newly),
+            value=value,
+            threshold=threshold,
+        )
     webhook.status = Webhook.Status.DISABLED
     webhook.disabled_reason = reason[:500]
     return ended

@@ -1,4 +1,5 @@
-"""Periodic jobs, run by the scheduler process: `manage.py rqcron deliveries.cron`."""
+"""The engine's periodic jobs, loaded by `manage.py scheduler` (one of
+HERALD_PERIODIC_JOBS, beside monitoring.cron)."""
 
 from django.conf import settings
 from rq import cron
@@ -13,18 +14,3 @@ cron.register(
     result_ttl=0,
     job_timeout=300,
 )
-cron.register(
-    jobs.evaluate_alerts,
-    queue_name=settings.HERALD_QUEUE,
-    interval=settings.HERALD_ALERT_INTERVAL_SECONDS,
-    result_ttl=0,
-    job_timeout=jobs.ALERTS_JOB_TIMEOUT,
-)
-cron.register(
-    jobs.roll_up_totals,
-    queue_name=settings.HERALD_QUEUE,
-    interval=60,
-    result_ttl=0,
-    job_timeout=300,
-)
-cron.register(jobs.purge_old, queue_name=settings.HERALD_QUEUE, cron="17 3 * * *", job_timeout=3600)

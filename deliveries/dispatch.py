@@ -20,12 +20,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from deliveries import envelope, retry, sender, signing
-from deliveries.metrics import StatsBatch
+from deliveries import actions, envelope, retry, sender, signals, signing
 from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
 from webhooks.models import Webhook
 
@@ -86,8 +85,13 @@ def _due(now: datetime) -> Q:
     ) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
 
 
+def due_deliveries(now: datetime | None = None) -> QuerySet[Delivery]:
+    """Deliveries a worker could claim now: due, unclaimed, of an active webhook."""
+    return Delivery.objects.filter(_due(now or timezone.now()))
+
+
 def due_exists(now: datetime | None = None) -> bool:
-    return Delivery.objects.filter(_due(now or timezone.now())).exists()
+    return due_deliveries(now).exists()
 
 
 def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
@@ -228,22 +232,43 @@ def _update_deliveries(updates: list[DeliveryUpdate]) -> None:
         cursor.executemany(sql, rows)
 
 
+@dataclass
+class Recorded:
+    """One attempt of a recorded batch, with what became of its delivery."""
+
+    claimed: Claimed
+    outcome: sender.Outcome
+    update: DeliveryUpdate
+
+    @property
+    def ended(self) -> str | None:
+        """The delivery's final status if this attempt ended it."""
+        return self.update.status if self.update.status != Delivery.Status.PENDING else None
+
+
+@dataclass
+class RecordedBatch:
+    """What signals.attempts_recorded tells its listeners."""
+
+    attempts: list[Recorded]
+    # Webhook ids of deliveries that were to be retried but ended failed
+    # instead, their webhook disabled while the attempt was in flight.
+    failed_on_disabled: list[int]
+    now: datetime
+
+
 def record(results: list[Result], *, now: datetime | None = None) -> None:
-    """Write a batch of attempts and their consequences, and the operational
-    events they call for, in one transaction."""
+    """Write a batch of attempts and their consequences in one transaction,
+    and announce it (signals.attempts_recorded) inside that transaction."""
     if not results:
         return
-    from deliveries import actions, notify  # both import this module, indirectly
-
     now = now or timezone.now()
     attempts: list[DeliveryAttempt] = []
-    deliveries: list[DeliveryUpdate] = []
+    recorded: list[Recorded] = []
     by_webhook: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
     # Deliveries that ended, per webhook: (attempt time, succeeded).
     ended_by_webhook: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
-    operational = []
     gone: set[int] = set()
-    stats = StatsBatch()
     body_limit = settings.HERALD_REQUEST_STORE_BYTES
 
     for result in results:
@@ -292,31 +317,22 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
                 delivery.next_attempt_at = plan.retry_at
             if plan.disable_webhook:
                 gone.add(target.id)
-        deliveries.append(delivery)
+        item = Recorded(claimed, outcome, delivery)
+        recorded.append(item)
         by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
-        ended = delivery.status if delivery.status != Delivery.Status.PENDING else None
-        if ended:
+        if item.ended:
             ended_by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
-        event_type = notify.delivery_event_type(claimed, outcome.succeeded, delivery)
-        if event_type:
-            operational.append(notify.delivery_event(event_type, claimed, outcome, delivery))
-        stats.attempt(
-            target.id,
-            outcome.started_at,
-            succeeded=outcome.succeeded,
-            latency_ms=outcome.duration_ms if outcome.status_code is not None else None,
-            ended=ended,
-        )
 
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
-        _update_deliveries(deliveries)
+        _update_deliveries([item.update for item in recorded])
         for webhook_id in sorted(by_webhook):
             _update_webhook_health(
                 webhook_id, by_webhook[webhook_id], ended_by_webhook.get(webhook_id, []), now
             )
-        _fail_retries_of_disabled_webhooks(deliveries, stats, now)
-        stats.write()
+        failed_on_disabled = _fail_retries_of_disabled_webhooks(
+            [item.update for item in recorded], now
+        )
         for webhook_id in sorted(gone):
             actions.disable_webhook(
                 Webhook.objects.get(id=webhook_id),
@@ -332,29 +348,14 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
         ]
         if streaking:
             _disable_failing_webhooks(streaking, now)
-        if operational:
-            # In the same transaction: they never report what was rolled back,
-            # and a worker that dies right after the commit cannot lose them
-            # (as it could when they were published after it: scripts/soak.py).
-            # publish_many validates before it writes, and writes in a
-            # savepoint, so a failure there leaves the attempts to commit.
-            try:
-                _publish_operational(operational)
-            except Exception:
-                log.exception("could not publish %d operational events", len(operational))
-
-
-def _publish_operational(operational: list) -> None:
-    from deliveries.publishing import publish_many  # publishing imports this module
-
-    publish_many(operational)
+        signals.attempts_recorded.send(
+            sender=RecordedBatch, batch=RecordedBatch(recorded, failed_on_disabled, now)
+        )
 
 
 def _disable_failing_webhooks(webhook_ids: list[int], now: datetime) -> None:
     """Auto-disable (SPEC §3): HERALD_DISABLE_AFTER_FAILURES deliveries in a
     row ended failed, the first of them at least HERALD_DISABLE_AFTER_HOURS ago."""
-    from deliveries import actions
-
     threshold = settings.HERALD_DISABLE_AFTER_FAILURES
     hours = settings.HERALD_DISABLE_AFTER_HOURS
     for webhook in Webhook.objects.filter(
@@ -377,25 +378,25 @@ def _disable_failing_webhooks(webhook_ids: list[int], now: datetime) -> None:
 
 
 def _fail_retries_of_disabled_webhooks(
-    deliveries: list[DeliveryUpdate], stats: StatsBatch, now: datetime
-) -> None:
-    # A webhook disabled while these requests were in flight: their retries
-    # must end now, like every other pending delivery of it did.
+    deliveries: list[DeliveryUpdate], now: datetime
+) -> list[int]:
+    """A webhook disabled while these requests were in flight: their retries
+    must end now, like every other pending delivery of it did. Returns the
+    webhook id of each delivery that ended so."""
     retrying = [d.id for d in deliveries if d.status == Delivery.Status.PENDING]
     if not retrying:
-        return
+        return []
     stranded = list(
         Delivery.objects.filter(
             id__in=retrying, webhook__status=Webhook.Status.DISABLED
         ).values_list("id", "webhook_id")
     )
     if not stranded:
-        return
+        return []
     Delivery.objects.filter(id__in=[i for i, _ in stranded]).update(
         status=Delivery.Status.FAILED, next_attempt_at=None, completed_at=now
     )
-    for _, webhook_id in stranded:
-        stats.deliveries_failed(webhook_id, now, 1)
+    return [webhook_id for _, webhook_id in stranded]
 
 
 def _update_webhook_health(

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deliveries import envelope, jobs
+from deliveries import envelope
 from deliveries.models import Delivery, Event, Trigger
+from deliveries.wakeup import wake_dispatcher
 from webhooks import patterns
 from webhooks.errors import InvalidInput, MalformedInput, TooLarge
 from webhooks.models import EventType, Organization, Webhook
@@ -143,7 +144,7 @@ def publish(
         ]
         Delivery.objects.bulk_create(deliveries)
         if any(d.next_attempt_at is not None for d in deliveries):
-            transaction.on_commit(jobs.wake_dispatcher)
+            transaction.on_commit(wake_dispatcher)
     return Published(event, created=True)
 
 
@@ -238,5 +239,5 @@ def publish_many(items: list[Outgoing], *, now: datetime | None = None) -> list[
             ignore_conflicts=True,
         )
         if any(d.next_attempt_at is not None for d in deliveries):
-            transaction.on_commit(jobs.wake_dispatcher)
+            transaction.on_commit(wake_dispatcher)
     return events

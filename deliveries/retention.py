@@ -1,11 +1,10 @@
-"""Retention: delete attempts and events older than HERALD_RETENTION_DAYS in
-small batches (short transactions, no long table locks). The per-minute
-stats are kept for the longest dashboard window, so charts and success rates
-outlive the rows they summarise, and they are rolled up into the all-time
-totals (totals.py) before any is deleted, so the Prometheus counters keep them.
+"""Retention of the engine's history: delete attempts and events older than
+HERALD_RETENTION_DAYS in small batches (short transactions, no long table
+locks). The daily job (monitoring.retention.purge) calls this, then purges
+the per-minute counters, which outlive the rows they summarise.
 
 Each batch selects primary keys through an index (attempts by started_at,
-events by created_at, stats by minute) and deletes those rows in a
+events by created_at) and deletes those rows in a
 transaction of its own, committed before the next batch: on PostgreSQL only
 the rows of one batch are ever locked, and only for as long as that delete
 takes, so the dispatcher and the dashboard carry on meanwhile. Call it
@@ -21,9 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from deliveries import totals
-from deliveries.metrics import WINDOWS
-from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
+from deliveries.models import Delivery, DeliveryAttempt, Event
 
 BATCH_SIZE = 2000
 
@@ -32,13 +29,9 @@ BATCH_SIZE = 2000
 class Purged:
     attempts: int = 0
     events: int = 0
-    stats_rows: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.attempts} attempts, {self.events} events, {self.stats_rows} stats rows"
 
 
-def _delete_in_batches(queryset, batch_size: int, should_stop=lambda: False) -> int:
+def delete_in_batches(queryset, batch_size: int, should_stop=lambda: False) -> int:
     total = 0
     while not should_stop():
         ids = list(queryset.values_list("pk", flat=True)[:batch_size])
@@ -50,20 +43,20 @@ def _delete_in_batches(queryset, batch_size: int, should_stop=lambda: False) -> 
     return total
 
 
-def purge(
+def purge_history(
     days: int | None = None,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     should_stop=lambda: False,
 ) -> Purged:
-    """Delete what is older than the retention period. `should_stop` is asked
+    """Delete attempts and events older than the retention period. `should_stop` is asked
     before each batch: a worker told to stop (SIGTERM) leaves the rest for the
     next run rather than keep its shutdown waiting."""
     days = settings.HERALD_RETENTION_DAYS if days is None else days
     now = now or timezone.now()
     cutoff = now - timedelta(days=days)
     result = Purged()
-    result.attempts = _delete_in_batches(
+    result.attempts = delete_in_batches(
         DeliveryAttempt.objects.filter(started_at__lt=cutoff), batch_size, should_stop
     )
     # An old event whose delivery still waits (a paused webhook) stays. An
@@ -72,11 +65,5 @@ def purge(
     old_events = Event.objects.filter(created_at__lt=cutoff).exclude(
         Exists(Delivery.objects.filter(event_id=OuterRef("pk"), status=Delivery.Status.PENDING))
     )
-    result.events = _delete_in_batches(old_events, batch_size // 4, should_stop)
-    stats_cutoff = now - max(timedelta(days=days), max(WINDOWS.values())) - timedelta(days=1)
-    # Only minutes already in the all-time totals.
-    stats_cutoff = min(stats_cutoff, totals.roll_up())
-    result.stats_rows = _delete_in_batches(
-        WebhookStats.objects.filter(minute__lt=stats_cutoff), batch_size, should_stop
-    )
+    result.events = delete_in_batches(old_events, batch_size // 4, should_stop)
     return result

@@ -11,20 +11,16 @@ import base64
 import hashlib
 import hmac
 
-SECRET_PREFIX = "whsec_"
+from webhooks.secrets import secret_key_bytes, timestamp_header_name
 
 STYLE_HEX = "hex"
 STYLE_TIMESTAMPED = "timestamped"
 STYLE_TIMESTAMPED_MS = "timestamped-ms"
 
 
-def _secret_key_bytes(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
 def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_secret_key_bytes(secret), signed, hashlib.sha256).digest()
+    digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -38,12 +34,6 @@ def standard_headers(
             standard_signature(secret, msg_id, timestamp, body) for secret in secrets
         ),
     }
-
-
-def timestamp_header_name(signature_header: str) -> str:
-    if signature_header.lower().endswith("-signature"):
-        return signature_header[: -len("-signature")] + "-Timestamp"
-    return signature_header + "-Timestamp"
 
 
 def _hex_hmac(secret: str, message: bytes) -> str:

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from deliveries import alerts, jobs
-from deliveries.metrics import StatsBatch
-from deliveries.models import Alert, AlertRule, Delivery, Event
+from deliveries.models import Delivery, Event
+from monitoring import alerts, jobs
+from monitoring.models import Alert, AlertRule
+from monitoring.stats import StatsBatch
 from tests.conftest import deliver_due
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, WebhookFactory
 from webhooks.errors import InvalidInput
@@ -556,7 +557,7 @@ class TestListing:
 def test_the_scheduler_runs_the_evaluation_every_interval(settings):
     from rq import cron
 
-    import deliveries.cron  # noqa: F401  (registers the periodic jobs)
+    import monitoring.cron  # noqa: F401  (registers the periodic jobs)
 
     (entry,) = [j for j in cron._job_data_registry if j["func"] is jobs.evaluate_alerts]
     assert entry["interval"] == settings.HERALD_ALERT_INTERVAL_SECONDS == 60

@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from deliveries import actions, alerts
-from deliveries.models import Alert, AlertRule
+from deliveries import actions
+from monitoring import alerts
+from monitoring.models import Alert, AlertRule
 from tests.conftest import ApiClient, error_of
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 from tests.test_alerts import NOW, traffic

@@ -7,9 +7,9 @@ import logging
 import pytest
 import redis
 
+from api import ratelimit
 from tests.conftest import ApiClient, error_of
 from tests.factories import OrganizationFactory, api_key_for
-from webhooks import ratelimit
 from webhooks.models import Webhook
 
 WEBHOOKS = "/api/v1/webhooks"
@@ -171,7 +171,7 @@ def redis_down(monkeypatch):
 
 
 def test_the_api_keeps_working_when_redis_is_down(api, tiny_limit, redis_down, caplog):
-    with caplog.at_level(logging.WARNING, logger="webhooks.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="api.ratelimit"):
         responses = [api.get(WEBHOOKS) for _ in range(6)]
 
     assert [r.status_code for r in responses] == [200] * 6

@@ -8,13 +8,14 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
+from deliveries.models import Delivery, DeliveryAttempt, Event
 from deliveries.publishing import publish
-from deliveries.retention import purge
+from monitoring.models import WebhookStats
+from monitoring.retention import purge
 from tests.conftest import deliver_due
 from tests.factories import WebhookFactory
 from tests.receiver import Answer
-from webhooks.auth import find_api_key
+from webhooks.keys import find_api_key
 from webhooks.models import Membership, Organization, Webhook
 
 

@@ -7,12 +7,13 @@ import re
 import pytest
 from django.test import Client
 
-from deliveries.models import Alert, AlertRule, Delivery, Event
+from deliveries.models import Delivery, Event
 from deliveries.publishing import publish
+from monitoring.models import Alert, AlertRule
 from tests.conftest import deliver_due
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, WebhookFactory
 from tests.receiver import Answer
-from webhooks.auth import find_api_key
+from webhooks.keys import find_api_key
 from webhooks.models import ApiKey, Membership, Webhook
 
 
@@ -562,7 +563,7 @@ def test_the_chart_and_the_tiles_agree(browser, org, receiver):
 
     from django.utils import timezone
 
-    from deliveries import metrics
+    from monitoring import stats as metrics
 
     webhook = WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
     receiver.script("/hook", Answer(status=500))

@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from deliveries import actions, dispatch, metrics
-from deliveries.models import Delivery, DeliveryAttempt, Trigger, WebhookStats
+from deliveries import actions, dispatch
+from deliveries.models import Delivery, DeliveryAttempt, Trigger
 from deliveries.publishing import publish
+from monitoring import stats as metrics
+from monitoring.models import WebhookStats
 from tests.conftest import deliver_due
 from tests.factories import WebhookFactory
 from tests.receiver import Answer

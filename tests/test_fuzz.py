@@ -36,8 +36,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from deliveries.models import AlertRule, Delivery, DeliveryAttempt
+from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
+from monitoring.models import AlertRule
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 
 # Examples per operation: 50, the same ones every run (about 25 s in all), so

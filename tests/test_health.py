@@ -14,7 +14,7 @@ from rq.cron import CronScheduler
 from rq.cron_scheduler_registry import get_registry_key
 from rq.utils import now, utcformat, utcparse
 
-from deliveries import health
+from monitoring import health
 
 
 @pytest.fixture

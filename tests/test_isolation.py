@@ -35,8 +35,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from deliveries.models import Alert, AlertRule, Delivery, DeliveryAttempt
+from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
+from monitoring.models import Alert, AlertRule
 from tests.factories import MembershipFactory, OrganizationFactory, WebhookFactory, api_key_for
 from webhooks import ids
 from webhooks.models import ApiKey, Membership, Organization

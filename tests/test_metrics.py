@@ -10,11 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from deliveries import totals
-from deliveries.metrics import StatsBatch
-from deliveries.models import Delivery, WebhookStats
+from deliveries.models import Delivery
 from deliveries.publishing import publish
-from deliveries.retention import purge
+from monitoring import totals
+from monitoring.models import WebhookStats
+from monitoring.retention import purge
+from monitoring.stats import StatsBatch
 from tests.conftest import deliver_due
 from tests.factories import WebhookFactory
 from tests.receiver import Answer
@@ -86,7 +87,7 @@ class TestAccess:
     def test_the_token_is_compared_in_constant_time(self, client, db, monkeypatch):
         import hmac
 
-        from deliveries import prometheus
+        from monitoring import prometheus
 
         compared = []
         original = hmac.compare_digest
@@ -210,7 +211,7 @@ class TestFigures:
     ):
         import redis
 
-        from deliveries import health
+        from monitoring import health
 
         monkeypatch.setattr(
             health, "_redis_client", redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2)

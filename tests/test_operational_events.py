@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from deliveries import actions, dispatch
-from deliveries.models import Alert, Delivery, Event
+from deliveries.models import Delivery, Event
 from deliveries.publishing import publish
+from monitoring.models import Alert
 from tests.conftest import deliver_due
 from tests.factories import WebhookFactory
 from tests.receiver import Answer

@@ -9,10 +9,11 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from deliveries import jobs
-from deliveries.models import Delivery, DeliveryAttempt, Event, WebhookStats
+from deliveries.models import Delivery, DeliveryAttempt, Event
 from deliveries.publishing import publish
-from deliveries.retention import BATCH_SIZE, purge
+from monitoring import jobs
+from monitoring.models import WebhookStats
+from monitoring.retention import BATCH_SIZE, purge
 from tests.conftest import deliver_due
 from tests.factories import OrganizationFactory, WebhookFactory
 from tests.receiver import Answer

@@ -1,4 +1,3 @@
-import base64
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -7,15 +6,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from deliveries.signing import SECRET_PREFIX
 from webhooks import ids
+from webhooks.secrets import masked, new_signing_secret
 
 API_KEY_PREFIX = "hk_"
 MAX_OLD_SECRETS = 10
-
-
-def new_signing_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class Organization(models.Model):
@@ -173,7 +168,7 @@ class Webhook(models.Model):
 
     @property
     def masked_secret(self) -> str:
-        return SECRET_PREFIX + "•" * 8 + self.secret[-4:]
+        return masked(self.secret)
 
 
 class EventType(models.Model):

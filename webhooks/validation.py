@@ -14,6 +14,7 @@ from webhooks import patterns
 from webhooks.addresses import ip_literal, is_forbidden_address
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
+from webhooks.secrets import timestamp_header_name
 
 TIMEOUT_RANGE = (1, 300)
 MAX_ATTEMPTS_RANGE = (1, 10)
@@ -101,8 +102,6 @@ def clean_header_name(name: object, field: str = "signature_header") -> str:
     if name.lower() in RESERVED_HEADERS:
         raise InvalidInput(f"{name} is set by Herald and cannot be used here", field)
     if field == "signature_header":
-        from deliveries.signing import timestamp_header_name
-
         # Its timestamp companion must not collide either ("Webhook" → "Webhook-Timestamp").
         companion = timestamp_header_name(name)
         if companion.lower() in RESERVED_HEADERS:
@@ -121,8 +120,6 @@ def clean_headers(headers: object, signature_header: str | None = None) -> dict[
         raise InvalidInput(f"at most {MAX_HEADERS} custom headers", "headers")
     taken = set()
     if signature_header:
-        from deliveries.signing import timestamp_header_name
-
         taken = {signature_header.lower(), timestamp_header_name(signature_header).lower()}
     cleaned: dict[str, str] = {}
     for name, value in headers.items():

@@ -2,6 +2,8 @@ import json
 
 from django import template
 
+from dashboard.charts import tone
+
 register = template.Library()
 
 
@@ -29,8 +31,6 @@ def pretty_json(value) -> str:
 
 @register.filter
 def rate_tone(value) -> str:
-    from dashboard.charts import tone
-
     return tone(value)
 
 

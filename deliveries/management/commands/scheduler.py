@@ -2,11 +2,11 @@ import logging
 import time
 
 import redis
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_rq.cron import DjangoCronScheduler
 from rq.exceptions import StopRequested
 
-CONFIG = "deliveries.cron"
 MAX_BACKOFF_SECONDS = 30
 
 log = logging.getLogger("herald.scheduler")
@@ -14,7 +14,7 @@ log = logging.getLogger("herald.scheduler")
 
 class Command(BaseCommand):
     help = (
-        "Run Herald's periodic jobs (deliveries.cron: tick, sweep, alerts, retention) "
+        "Run Herald's periodic jobs (HERALD_PERIODIC_JOBS: tick, sweep, alerts, retention) "
         "with rq's cron scheduler, reconnecting when Redis goes away."
     )
 
@@ -34,7 +34,8 @@ class Command(BaseCommand):
             scheduler = DjangoCronScheduler(logging_level=level)
             started = time.monotonic()
             try:
-                scheduler.load_config_from_file(CONFIG)
+                for module in settings.HERALD_PERIODIC_JOBS:
+                    scheduler.load_config_from_file(module)
                 scheduler.start()
                 return  # SIGTERM or SIGINT: a clean stop
             except redis.RedisError as error:

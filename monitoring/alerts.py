@@ -6,7 +6,7 @@ failed deliveries over N, average latency over X ms, or success rate under Y
 evaluated for each webhook of the organization.
 
 `evaluate()` runs every HERALD_ALERT_INTERVAL_SECONDS. It reads the same
-per-minute counters as the dashboard (metrics.window_stats, one grouped query
+per-minute counters as the dashboard (stats.window_stats, one grouped query
 per distinct window), so its cost depends on the number of webhooks and the
 window length, never on how much history there is. For each (rule, webhook):
 
@@ -19,11 +19,11 @@ window length, never on how much history there is. For each (rule, webhook):
 
 Opening and resolving publish `herald.alert.opened` / `herald.alert.resolved`
 in the same transaction; e-mail and chat follow at the end of the pass
-(notify.send_pending_notices). Alerts of kind `webhook_disabled` are opened
-by actions.disable_webhook and resolved by actions.resume_webhook.
+(notices.send_pending_notices). Alerts of kind `webhook_disabled` are opened
+and resolved on the engine's signals (receivers.py), when a webhook is
+disabled and when it is enabled again.
 """
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,10 +33,14 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from deliveries import metrics, notify
 from deliveries.envelope import iso_millis
-from deliveries.models import Alert, AlertRule
 from deliveries.publishing import Outgoing, publish_many
+from monitoring import notices, operational
+from monitoring.models import (
+    Alert,
+    AlertRule,
+)
+from monitoring.stats import WindowStats, window_stats
 from webhooks import ids
 from webhooks.errors import InvalidInput
 from webhooks.models import Organization, Webhook
@@ -52,19 +56,9 @@ DEFAULT_RULES = (
 DEFAULT_WINDOW_MINUTES = 60
 DEFAULT_MIN_ATTEMPTS = 10
 
-# A day at most: each evaluation sums one counter row per webhook and minute
-# of the window, every minute, so a 30-day window would read 43,200 rows per
-# webhook per pass. The dashboard's longer windows are for looking, not paging.
-WINDOW_MINUTES_RANGE = (1, 1440)
-MIN_ATTEMPTS_RANGE = (1, 1_000_000)
-THRESHOLD_RANGES = {
-    Metric.FAILED_DELIVERIES: (1, 1_000_000),
-    Metric.AVG_LATENCY_MS: (1, 600_000),
-    Metric.SUCCESS_RATE: (0, 1),  # 0 excluded: nothing is ever under it
-}
-RULE_FIELDS = ("webhook", "metric", "threshold", "window_minutes", "min_attempts", "enabled")
 # Webhook ids per window_stats query: keeps each query's parameter list sane.
 STATS_CHUNK = 2000
+RULE_FIELDS = ("webhook", "metric", "threshold", "window_minutes", "min_attempts", "enabled")
 
 
 # --- rules ------------------------------------------------------------------
@@ -88,45 +82,14 @@ def create_default_rules(organization: Organization) -> list[AlertRule]:
 def organization_created(
     sender, instance: Organization, created: bool, raw: bool, **kwargs
 ) -> None:
-    """post_save of Organization (connected in apps.py)."""
+    """post_save of Organization (connected in MonitoringConfig.ready)."""
     if created and not raw:
         create_default_rules(instance)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_int(value: object, field: str, low: int, high: int) -> None:
-    if not _is_number(value) or value != int(value):
-        raise InvalidInput("must be a whole number", field)
-    if not low <= value <= high:
-        raise InvalidInput(f"must be from {low:,} to {high:,}", field)
-
-
 def validate_rule(rule: AlertRule) -> None:
     """Raise InvalidInput (naming the field) unless the rule makes sense."""
-    if rule.metric not in Metric.values:
-        raise InvalidInput(f"must be one of {', '.join(Metric.values)}", "metric")
-    threshold = rule.threshold
-    if not _is_number(threshold) or not math.isfinite(threshold):
-        raise InvalidInput("must be a number", "threshold")
-    low, high = THRESHOLD_RANGES[rule.metric]
-    if rule.metric == Metric.SUCCESS_RATE:
-        if not 0 < threshold <= 1:
-            raise InvalidInput(
-                "must be a fraction greater than 0 and at most 1 (0.95 means 95 %)", "threshold"
-            )
-    elif rule.metric == Metric.FAILED_DELIVERIES:
-        _check_int(threshold, "threshold", low, high)
-    elif not low <= threshold <= high:
-        raise InvalidInput(f"must be from {low:,} to {high:,} milliseconds", "threshold")
-    _check_int(rule.window_minutes, "window_minutes", *WINDOW_MINUTES_RANGE)
-    _check_int(rule.min_attempts, "min_attempts", *MIN_ATTEMPTS_RANGE)
-    if not isinstance(rule.enabled, bool):
-        raise InvalidInput("must be true or false", "enabled")
-    if rule.webhook_id is not None and (rule.webhook.organization_id != rule.organization_id):
-        raise InvalidInput("no webhook with this id in this organization", "webhook")
+    rule.validate()
 
 
 def _webhook_of(organization: Organization, webhook: Webhook | str | None) -> Webhook | None:
@@ -203,7 +166,7 @@ def update_rule(rule: AlertRule, **changes) -> AlertRule:
             if rule.webhook_id is None or rule.webhook_id == old_webhook_id:
                 return rule
             stale = stale.exclude(webhook_id=rule.webhook_id)
-        publish_many(_resolve([(a, "rule_changed") for a in _locked_open(stale)], now), now=now)
+        publish_many(resolve([(a, "rule_changed") for a in locked_open(stale)], now), now=now)
     return rule
 
 
@@ -211,8 +174,8 @@ def delete_rule(rule: AlertRule) -> None:
     """Delete the rule; its open alerts resolve and its history stays."""
     now = timezone.now()
     with transaction.atomic():
-        open_alerts = _locked_open(Alert.objects.filter(rule=rule))
-        publish_many(_resolve([(a, "rule_deleted") for a in open_alerts], now), now=now)
+        open_alerts = locked_open(Alert.objects.filter(rule=rule))
+        publish_many(resolve([(a, "rule_deleted") for a in open_alerts], now), now=now)
         rule.delete()
 
 
@@ -307,13 +270,13 @@ def _event_data(alert: Alert, reason: str | None = None) -> dict:
     data = alert_data(alert)
     data["opened_at"] = iso_millis(alert.opened_at)
     data["resolved_at"] = iso_millis(alert.resolved_at) if alert.resolved_at else None
-    out = {"alert": data, "webhook": notify.webhook_data(alert.webhook)}
+    out = {"alert": data, "webhook": operational.webhook_data(alert.webhook)}
     if reason:
         out["reason"] = reason
     return out
 
 
-def _alert_event(alert: Alert, event_type: str, reason: str | None = None) -> Outgoing:
+def alert_event(alert: Alert, event_type: str, reason: str | None = None) -> Outgoing:
     return Outgoing(
         organization_id=alert.organization_id,
         event_type=event_type,
@@ -322,7 +285,7 @@ def _alert_event(alert: Alert, event_type: str, reason: str | None = None) -> Ou
     )
 
 
-def _resolve(alerts: list[tuple[Alert, str]], now: datetime) -> list[Outgoing]:
+def resolve(alerts: list[tuple[Alert, str]], now: datetime) -> list[Outgoing]:
     """Resolve these (alert, reason) pairs, open alerts the caller locked in
     its transaction; returns their `herald.alert.resolved` events to publish."""
     if not alerts:
@@ -333,11 +296,11 @@ def _resolve(alerts: list[tuple[Alert, str]], now: datetime) -> list[Outgoing]:
     events = []
     for alert, reason in alerts:
         alert.state, alert.resolved_at, alert.notice_pending = Alert.State.RESOLVED, now, True
-        events.append(_alert_event(alert, notify.ALERT_RESOLVED, reason))
+        events.append(alert_event(alert, operational.ALERT_RESOLVED, reason))
     return events
 
 
-def _locked_open(alerts: QuerySet[Alert]) -> list[Alert]:
+def locked_open(alerts: QuerySet[Alert]) -> list[Alert]:
     return list(
         alerts.filter(state=Alert.State.OPEN)
         .select_for_update(of=("self",))
@@ -369,16 +332,16 @@ def open_disabled_alert(
         [
             Outgoing(
                 organization_id=webhook.organization_id,
-                event_type=notify.WEBHOOK_DISABLED,
+                event_type=operational.WEBHOOK_DISABLED,
                 data={
-                    "webhook": notify.webhook_data(webhook),
+                    "webhook": operational.webhook_data(webhook),
                     "reason": reason,
                     "disabled_at": iso_millis(now),
                     "alert": _event_data(alert)["alert"],
                 },
                 exclude_webhook_id=webhook.pk,
             ),
-            _alert_event(alert, notify.ALERT_OPENED),
+            alert_event(alert, operational.ALERT_OPENED),
         ],
         now=now,
     )
@@ -389,10 +352,10 @@ def resolve_disabled_alerts(webhook: Webhook, *, now: datetime | None = None) ->
     """The webhook is enabled again: its `webhook_disabled` alert resolves."""
     now = now or timezone.now()
     with transaction.atomic():
-        open_alerts = _locked_open(
+        open_alerts = locked_open(
             Alert.objects.filter(webhook=webhook, kind=Alert.Kind.WEBHOOK_DISABLED)
         )
-        events = _resolve([(a, "webhook_enabled") for a in open_alerts], now)
+        events = resolve([(a, "webhook_enabled") for a in open_alerts], now)
         publish_many(events, now=now)
     return len(events)
 
@@ -415,7 +378,7 @@ class Evaluation:
         )
 
 
-def metric_value(metric: str, stats: metrics.WindowStats) -> float | None:
+def metric_value(metric: str, stats: WindowStats) -> float | None:
     """The rule's metric over the window; None when there is nothing to measure."""
     if metric == Metric.FAILED_DELIVERIES:
         return float(stats.failed_deliveries)
@@ -447,7 +410,7 @@ def describe(
 
 def _stats_by_window(
     checks: list[tuple[AlertRule, Webhook]], now: datetime
-) -> dict[int, dict[int, metrics.WindowStats]]:
+) -> dict[int, dict[int, WindowStats]]:
     wanted: dict[int, set[int]] = defaultdict(set)
     for rule, webhook in checks:
         wanted[rule.window_minutes].add(webhook.pk)
@@ -457,7 +420,7 @@ def _stats_by_window(
         result[minutes] = {}
         for start in range(0, len(ordered), STATS_CHUNK):
             result[minutes].update(
-                metrics.window_stats(
+                window_stats(
                     ordered[start : start + STATS_CHUNK],
                     now - timedelta(minutes=minutes),
                     until=now,
@@ -502,7 +465,7 @@ def evaluate(now: datetime | None = None) -> Evaluation:
     with transaction.atomic():
         open_alerts = {
             (a.rule_id, a.webhook_id): a
-            for a in _locked_open(Alert.objects.filter(kind=Alert.Kind.THRESHOLD))
+            for a in locked_open(Alert.objects.filter(kind=Alert.Kind.THRESHOLD))
         }
         to_open: list[Alert] = []
         recovered: list[Alert] = []
@@ -543,19 +506,21 @@ def evaluate(now: datetime | None = None) -> Evaluation:
         # retargeted in Django's admin, which bypasses update_rule.
         orphaned = [a for key, a in open_alerts.items() if key not in evaluated]
         # And webhook_disabled alerts of webhooks enabled there.
-        reenabled = _locked_open(
+        reenabled = locked_open(
             Alert.objects.filter(kind=Alert.Kind.WEBHOOK_DISABLED).exclude(
                 webhook__status=Webhook.Status.DISABLED
             )
         )
         Alert.objects.bulk_create(to_open)
-        resolved = _resolve(
+        resolved = resolve(
             [(a, "recovered") for a in recovered]
             + [(a, "rule_changed") for a in orphaned]
             + [(a, "webhook_enabled") for a in reenabled],
             now,
         )
-        publish_many([_alert_event(a, notify.ALERT_OPENED) for a in to_open] + resolved, now=now)
+        publish_many(
+            [alert_event(a, operational.ALERT_OPENED) for a in to_open] + resolved, now=now
+        )
     result.opened, result.resolved = len(to_open), len(resolved)
-    result.notices = notify.send_pending_notices()
+    result.notices = notices.send_pending_notices()
     return result

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deliveries import demo
+from demo import seed
 from webhooks.models import Organization
 
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, receiver_url, app_url, stream=False, interval=2.0, **options):
         if stream:
             return self.stream(interval)
-        seeded = demo.seed(receiver_url)
+        seeded = seed.seed(receiver_url)
         org = seeded.organization
         self.stderr.write(
             f"Demo organization {org.name} with {org.webhooks.count()} webhooks → {receiver_url}"
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         if seeded.api_key:
             self.stderr.write(f"API key (shown once): {seeded.api_key}")
         self.stderr.write(
-            f"\n  Herald dashboard: {app_url}/   login: {demo.DEMO_USER} / {demo.DEMO_PASSWORD}"
+            f"\n  Herald dashboard: {app_url}/   login: {seed.DEMO_USER} / {seed.DEMO_PASSWORD}"
             f"\n  API docs:         {app_url}/api/docs\n"
         )
         self.stdout.write(org.public_id)
@@ -42,11 +42,11 @@ class Command(BaseCommand):
     def stream(self, interval):
         if interval <= 0:
             raise CommandError("--interval must be positive.")
-        organization = Organization.objects.filter(name=demo.DEMO_ORG).order_by("id").first()
+        organization = Organization.objects.filter(name=seed.DEMO_ORG).order_by("id").first()
         if organization is None:
             raise CommandError("No demo organization: run `manage.py demo` first.")
         self.stderr.write(f"Publishing demo events to {organization.name} every ~{interval} s")
         while True:
-            event_id = demo.publish_random(organization)
+            event_id = seed.publish_random(organization)
             self.stdout.write(event_id)
             time.sleep(random.expovariate(1 / interval))

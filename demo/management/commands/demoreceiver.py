@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from deliveries.demo_receiver import serve
+from demo.receiver import serve
 
 
 class Command(BaseCommand):

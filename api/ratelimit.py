@@ -9,7 +9,7 @@ round trip (a Lua script, so concurrent requests on any number of web
 processes cannot both take the last slot), and no burst of twice the limit at
 a window boundary as a plain fixed window allows.
 
-Redis is the queue's (deliveries.jobs.queue().connection). When it cannot be
+Redis is the queue's (deliveries.wakeup.queue().connection). When it cannot be
 reached the API keeps answering: the limit fails open, says so in the log (at
 most once a minute), and leaves Redis alone for FAIL_OPEN_SECONDS, so that a
 down Redis (whose client retries before it gives up) slows one request per
@@ -20,7 +20,7 @@ timestamps in Django's cache and read-modify-write it (get, then set), which
 is not atomic across processes, stores one entry per request, and raises (a
 500) when the cache is down; this project has no shared cache configured
 either. The check runs inside the API key authentication instead
-(webhooks.auth), which is where the key is known.
+(api.auth), which is where the key is known.
 """
 
 import logging
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from deliveries.wakeup import queue
 from webhooks.errors import HeraldError
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,6 @@ def window_seconds() -> int:
 
 
 def _connection():
-    from deliveries.jobs import queue
-
     return queue().connection
 
 

@@ -9,20 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from config.api import (
-    WITH_BODY,
-    WITH_ID,
-    WITH_QUERY,
-    IsoTime,
-    StrictSchema,
-    get_by_public_id,
-    optional,
-    page,
-    responses,
-)
-from deliveries import actions, metrics
+from api.auth import ApiKeyAuth
+from api.openapi import WITH_BODY, WITH_ID, WITH_QUERY, responses
+from api.pagination import get_by_public_id, page
+from api.parsing import IsoTime, StrictSchema, optional
+from deliveries import actions
+from monitoring.stats import WINDOWS, window_stats
 from webhooks import validation
-from webhooks.auth import ApiKeyAuth
 from webhooks.models import Webhook
 from webhooks.validation import clean_webhook_fields
 
@@ -335,7 +328,7 @@ def webhook_stats(
     attempts); latencies are over attempts that got a response; `failed_deliveries`
     counts deliveries that ended failed in the window."""
     webhook = _get(request, webhook_id)
-    stats = metrics.window_stats([webhook.pk], timezone.now() - metrics.WINDOWS[window])[webhook.pk]
+    stats = window_stats([webhook.pk], timezone.now() - WINDOWS[window])[webhook.pk]
     return {
         "window": window,
         "attempts": stats.attempts,

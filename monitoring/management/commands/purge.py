@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from deliveries.retention import purge
+from monitoring.retention import purge
 
 
 class Command(BaseCommand):

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Sum
 
-from deliveries.metrics import COUNTER_COLUMNS, minute_of
-from deliveries.models import StatsTotals, WebhookStats
+from monitoring.models import StatsTotals, WebhookStats
+from monitoring.stats import COUNTER_COLUMNS, minute_of
 
 ROLL_UP_LAG = timedelta(minutes=15)
 NOTHING_ROLLED_UP = datetime(2000, 1, 1, tzinfo=UTC)
@@ -81,7 +81,7 @@ def fold_in_webhook(webhook_id: int) -> None:
 
 
 def webhook_deleted(sender, instance, **kwargs) -> None:
-    """pre_delete receiver for Webhook (connected in apps.py)."""
+    """pre_delete receiver for Webhook (connected in MonitoringConfig.ready)."""
     fold_in_webhook(instance.pk)
 
 

@@ -1,7 +1,7 @@
 """Alerting API (SPEC §6, §8): alert rules and the alerts they opened.
 
 Mounted at /api/v1 (one router for /alert-rules and /alerts); the work is
-done by deliveries.alerts, which the dashboard calls too.
+done by monitoring.alerts, which the dashboard calls too.
 """
 
 from datetime import datetime
@@ -10,19 +10,21 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
-from config.api import ErrorOut, StrictSchema, get_by_public_id, page
-from deliveries import alerts
-from deliveries.models import AlertRule
+from api.auth import ApiKeyAuth
+from api.errors import ErrorOut
+from api.pagination import get_by_public_id, page
+from api.parsing import StrictSchema
+from monitoring import alerts
+from monitoring.models import MIN_ATTEMPTS_RANGE, WINDOW_MINUTES_RANGE, AlertRule
 from webhooks import ids
-from webhooks.auth import ApiKeyAuth
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
 
 router = Router(auth=ApiKeyAuth())
 
 Metric = Literal["failed_deliveries", "avg_latency_ms", "success_rate"]
-WINDOW = alerts.WINDOW_MINUTES_RANGE
-MIN_ATTEMPTS = alerts.MIN_ATTEMPTS_RANGE
+WINDOW = WINDOW_MINUTES_RANGE
+MIN_ATTEMPTS = MIN_ATTEMPTS_RANGE
 THRESHOLD_HELP = (
     "failed_deliveries: a whole number 1–1,000,000 (fires when more fail); "
     "avg_latency_ms: 1–600,000 ms (fires above); "

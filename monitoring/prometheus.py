@@ -45,9 +45,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from rq import Queue
 
-from deliveries import dispatch, health, totals
-from deliveries.metrics import N_LATENCY_BUCKETS
-from deliveries.models import LATENCY_BUCKETS_MS, Delivery
+from deliveries import dispatch
+from monitoring import health, totals
+from monitoring.models import LATENCY_BUCKETS_MS
+from monitoring.stats import N_LATENCY_BUCKETS
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class HeraldCollector(Collector):
         )
 
         now = timezone.now()
-        due = Delivery.objects.filter(dispatch._due(now))
+        due = dispatch.due_deliveries(now)
         due_count = due.order_by().values("id")[:DUE_COUNT_LIMIT].count()
         yield GaugeMetricFamily(
             "herald_deliveries_due",

@@ -1,62 +1,21 @@
-"""Events and deliveries API (SPEC §8)."""
+"""Deliveries API (SPEC §8): list, read with attempts, retry."""
 
-import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from ninja import Field, Header, Query, Router, Schema, Status
+from ninja import Query, Router, Schema, Status
 
-from config.api import (
-    WITH_BODY,
-    WITH_ID,
-    WITH_QUERY,
-    IsoTime,
-    StrictSchema,
-    get_by_public_id,
-    page,
-    responses,
-)
+from api.auth import ApiKeyAuth
+from api.openapi import WITH_ID, WITH_QUERY, responses
+from api.pagination import get_by_public_id, page
+from api.parsing import IsoTime
 from deliveries import actions
-from deliveries.envelope import iso_millis
-from deliveries.models import Delivery, DeliveryAttempt, Event
-from deliveries.publishing import publish
+from deliveries.models import Delivery, DeliveryAttempt
 from webhooks import ids, patterns
-from webhooks.auth import ApiKeyAuth
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
 
-events_router = Router(auth=ApiKeyAuth(), tags=["events"])
-deliveries_router = Router(auth=ApiKeyAuth(), tags=["deliveries"])
-
-
-# ECMAScript, as JSON Schema patterns are: `$` is the end of the text.
-_EVENT_TYPE = "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$"
-
-
-class EventIn(StrictSchema):
-    type: str = Field(
-        description="resource.action: lowercase segments of letters, digits and underscores, "
-        "separated by dots, at most 100 characters",
-        examples=["person.created"],
-        json_schema_extra={"maxLength": 100, "pattern": _EVENT_TYPE},
-    )
-    data: dict[str, Any] = Field(
-        description="any JSON object, at most 1 MiB", examples=[{"id": 42, "name": "Zoë"}]
-    )
-    idempotency_key: str | None = Field(
-        None,
-        description="printable text, at most 255 characters; a repeat within 24 h returns "
-        "the first event and sends nothing",
-        examples=["person-42-created"],
-        json_schema_extra={"maxLength": 255},
-    )
-
-
-class PublishedOut(Schema):
-    id: str
-    type: str
-    timestamp: str
-    deliveries: int
+router = Router(auth=ApiKeyAuth(), tags=["deliveries"])
 
 
 class DeliverySummaryOut(Schema):
@@ -72,14 +31,6 @@ class DeliverySummaryOut(Schema):
     last_error_kind: str
     created_at: datetime
     completed_at: datetime | None
-
-
-class EventOut(Schema):
-    id: str
-    type: str
-    timestamp: str
-    data: dict[str, Any]
-    deliveries: list[DeliverySummaryOut]
 
 
 class AttemptOut(Schema):
@@ -150,65 +101,7 @@ def _deliveries(request):
     )
 
 
-@events_router.post(
-    "",
-    response=responses({202: PublishedOut, 200: PublishedOut}, *WITH_BODY),
-    summary="Publish an event to every subscribed webhook",
-)
-def publish_event(
-    request,
-    payload: EventIn,
-    idempotency_key_header: str | None = Header(
-        None,
-        alias="Idempotency-Key",
-        description="same as the body's `idempotency_key` (at most 255 characters); if both "
-        "are sent they must be equal",
-    ),
-):
-    """Records the event and one delivery per active or paused webhook of the
-    organization whose patterns match its type (`deliveries` counts them), in
-    one transaction, and answers 202. A repeat of an idempotency key within 24 h
-    answers 200 with the first event and sends nothing."""
-    key = payload.idempotency_key
-    if idempotency_key_header is not None:
-        if key is not None and key != idempotency_key_header:
-            raise InvalidInput(
-                "differs from the Idempotency-Key header; send one or make them equal",
-                "idempotency_key",
-            )
-        key = idempotency_key_header
-    published = publish(request.organization, payload.type, payload.data, idempotency_key=key)
-    event = published.event
-    body = {
-        "id": event.public_id,
-        "type": event.type,
-        "timestamp": iso_millis(event.created_at),
-        "deliveries": event.delivery_count,
-    }
-    return Status((202 if published.created else 200), body)
-
-
-@events_router.get(
-    "/{event_id}",
-    response=responses({200: EventOut}, *WITH_ID),
-    summary="Get an event and its deliveries",
-)
-def get_event(request, event_id: str):
-    """The event as published, with one entry per webhook it fanned out to."""
-    event = get_by_public_id(
-        Event.objects.filter(organization=request.organization), event_id, "evt"
-    )
-    deliveries = event.deliveries.select_related("webhook", "event").order_by("id")
-    return {
-        "id": event.public_id,
-        "type": event.type,
-        "timestamp": iso_millis(event.created_at),
-        "data": json.loads(event.data_json),
-        "deliveries": [delivery_summary(d) for d in deliveries],
-    }
-
-
-@deliveries_router.get(
+@router.get(
     "",
     response=responses({200: DeliveryListOut}, 400, *WITH_QUERY),
     summary="List deliveries, newest first",
@@ -258,7 +151,7 @@ def list_deliveries(
     return {"items": [delivery_summary(d) for d in items], "next_cursor": next_cursor}
 
 
-@deliveries_router.get(
+@router.get(
     "/{delivery_id}",
     response=responses({200: DeliveryOut}, *WITH_ID),
     summary="Get a delivery with its attempts",
@@ -270,7 +163,7 @@ def get_delivery(request, delivery_id: str):
     return delivery_detail(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
 
 
-@deliveries_router.post(
+@router.post(
     "/{delivery_id}/retry",
     response=responses({202: DeliverySummaryOut}, *WITH_ID, 409),
     summary="Make one immediate attempt of a failed or pending delivery",

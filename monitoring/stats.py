@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import Sum
 
-from deliveries.models import LATENCY_BUCKETS_MS, WebhookStats
+from monitoring.models import LATENCY_BUCKETS_MS, WebhookStats
 
 N_LATENCY_BUCKETS = len(LATENCY_BUCKETS_MS) + 1
 COUNTER_COLUMNS = (

@@ -1,0 +1,114 @@
+"""Events API (SPEC §8): publish, read with its deliveries."""
+
+import json
+from typing import Any
+
+from ninja import Field, Header, Router, Schema, Status
+
+from api.auth import ApiKeyAuth
+from api.deliveries import DeliverySummaryOut, delivery_summary
+from api.openapi import WITH_BODY, WITH_ID, responses
+from api.pagination import get_by_public_id
+from api.parsing import StrictSchema
+from deliveries.envelope import iso_millis
+from deliveries.models import Event
+from deliveries.publishing import publish
+from webhooks.errors import InvalidInput
+
+router = Router(auth=ApiKeyAuth(), tags=["events"])
+
+
+# ECMAScript, as JSON Schema patterns are: `$` is the end of the text.
+_EVENT_TYPE = "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$"
+
+
+class EventIn(StrictSchema):
+    type: str = Field(
+        description="resource.action: lowercase segments of letters, digits and underscores, "
+        "separated by dots, at most 100 characters",
+        examples=["person.created"],
+        json_schema_extra={"maxLength": 100, "pattern": _EVENT_TYPE},
+    )
+    data: dict[str, Any] = Field(
+        description="any JSON object, at most 1 MiB", examples=[{"id": 42, "name": "Zoë"}]
+    )
+    idempotency_key: str | None = Field(
+        None,
+        description="printable text, at most 255 characters; a repeat within 24 h returns "
+        "the first event and sends nothing",
+        examples=["person-42-created"],
+        json_schema_extra={"maxLength": 255},
+    )
+
+
+class PublishedOut(Schema):
+    id: str
+    type: str
+    timestamp: str
+    deliveries: int
+
+
+class EventOut(Schema):
+    id: str
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+    deliveries: list[DeliverySummaryOut]
+
+
+@router.post(
+    "",
+    response=responses({202: PublishedOut, 200: PublishedOut}, *WITH_BODY),
+    summary="Publish an event to every subscribed webhook",
+)
+def publish_event(
+    request,
+    payload: EventIn,
+    idempotency_key_header: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="same as the body's `idempotency_key` (at most 255 characters); if both "
+        "are sent they must be equal",
+    ),
+):
+    """Records the event and one delivery per active or paused webhook of the
+    organization whose patterns match its type (`deliveries` counts them), in
+    one transaction, and answers 202. A repeat of an idempotency key within 24 h
+    answers 200 with the first event and sends nothing."""
+    key = payload.idempotency_key
+    if idempotency_key_header is not None:
+        if key is not None and key != idempotency_key_header:
+            raise InvalidInput(
+                "differs from the Idempotency-Key header; send one or make them equal",
+                "idempotency_key",
+            )
+        key = idempotency_key_header
+    published = publish(request.organization, payload.type, payload.data, idempotency_key=key)
+    event = published.event
+    body = {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "deliveries": event.delivery_count,
+    }
+    return Status((202 if published.created else 200), body)
+
+
+@router.get(
+    "/{event_id}",
+    response=responses({200: EventOut}, *WITH_ID),
+    summary="Get an event and its deliveries",
+)
+def get_event(request, event_id: str):
+    """The event as published, with one entry per webhook it fanned out to."""
+    event = get_by_public_id(
+        Event.objects.filter(organization=request.organization), event_id, "evt"
+    )
+    deliveries = event.deliveries.select_related("webhook", "event").order_by("id")
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "data": json.loads(event.data_json),
+        "deliveries": [delivery_summary(d) for d in deliveries],
+    }
