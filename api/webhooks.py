@@ -60,6 +60,20 @@ FIELDS = {
     "timeout_seconds": ("seconds to wait for the response (1 to 300)", {}),
     "max_attempts": ("attempts before a delivery fails (1 to 10)", {}),
     "verify_tls": ("check the endpoint's TLS certificate", {}),
+    "max_in_flight": (
+        "at most this many of its requests in flight at once, across all workers (1 to 100); "
+        "1 for an ordered webhook",
+        {},
+    ),
+    "rate_limit": (
+        "at most this many requests starting in any one second (1 to 1000); null for no limit",
+        {},
+    ),
+    "ordered": (
+        "deliver one at a time in publish order: a failing delivery holds the later ones "
+        "until it ends (max_in_flight is then 1)",
+        {},
+    ),
     "signature_style": (
         "an extra signature for receivers written for other platforms: 'hex', "
         "'timestamped' or 'timestamped-ms'; empty or null for Standard Webhooks only",
@@ -95,11 +109,14 @@ class WebhookIn(StrictSchema):
     verify_tls: bool = field("verify_tls", True)
     signature_style: SignatureStyle | None = field("signature_style", "")
     signature_header: str = field("signature_header", "X-Webhook-Signature")
+    max_in_flight: int = field("max_in_flight", 10, ge=1, le=100)
+    rate_limit: int | None = field("rate_limit", None, ge=1, le=1000)
+    ordered: bool = field("ordered", False)
 
 
 class WebhookPatch(StrictSchema):
     """Every field is optional; a field left out is unchanged. Only
-    `signature_style` may be null (none)."""
+    `signature_style` (none) and `rate_limit` (no limit) may be null."""
 
     url: str = optional_field("url")
     events: list[str] = optional_field("events")
@@ -111,6 +128,9 @@ class WebhookPatch(StrictSchema):
     verify_tls: bool = optional_field("verify_tls")
     signature_style: SignatureStyle | None = optional_field("signature_style")
     signature_header: str = optional_field("signature_header")
+    max_in_flight: int = optional_field("max_in_flight", ge=1, le=100)
+    rate_limit: int | None = optional_field("rate_limit", ge=1, le=1000)
+    ordered: bool = optional_field("ordered")
     status: Literal["active", "paused"] = optional(
         "'paused' stops sending (deliveries wait); 'active' resumes, and re-enables a "
         "webhook Herald disabled"
@@ -131,6 +151,9 @@ class WebhookOut(Schema):
     verify_tls: bool
     signature_style: str
     signature_header: str
+    max_in_flight: int
+    rate_limit: int | None
+    ordered: bool
     consecutive_failures: int
     last_delivery_at: datetime | None
     created_at: datetime
@@ -187,6 +210,9 @@ def webhook_out(webhook: Webhook, *, with_secret: bool = False) -> dict:
         "verify_tls": webhook.verify_tls,
         "signature_style": webhook.signature_style,
         "signature_header": webhook.signature_header,
+        "max_in_flight": webhook.max_in_flight,
+        "rate_limit": webhook.rate_limit,
+        "ordered": webhook.ordered,
         "consecutive_failures": webhook.consecutive_failures,
         "last_delivery_at": webhook.last_delivery_at,
         "created_at": webhook.created_at,
@@ -209,7 +235,9 @@ def _get(request, webhook_id: str) -> Webhook:
 def create_webhook(request, payload: WebhookIn):
     """Subscribe an endpoint to event types. The answer is the only time (with
     rotate-secret) that the signing `secret` is shown."""
-    fields = clean_webhook_fields(payload.model_dump())
+    # Only what was sent: the model's defaults are the API's, and an ordered
+    # webhook's cap follows from `ordered` unless one was given.
+    fields = clean_webhook_fields(payload.model_dump(exclude_unset=True))
     webhook = Webhook.objects.create(organization=request.organization, **fields)
     return Status(201, webhook_out(webhook, with_secret=True))
 

@@ -15,6 +15,11 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
   g  sustained load (200 events/s for 2 min, --quick 30 s): queue depth and
      delivery lag over time, a table per 10 s and var/bench/sustained-load.png
      (bench/sustained.py)
+  h  noisy neighbour: one organization's 10 s endpoint with 1,000 due
+     deliveries, another's healthy one getting 40 events at 20/s: the healthy
+     one's wait p50/p99/max, the slow one's requests in flight (bench/fairness.py)
+  i  claim(100) with 10,000 webhooks and 1,000,000 due deliveries, against 10
+     webhooks with 1,000 (bench/fairness.py)
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the
 DATABASE_URL server, else SQLite var/bench.sqlite3) and Redis database 14,
@@ -138,13 +143,17 @@ def event_data(i: int) -> dict:
     }
 
 
-def make_webhook(name: str, url: str):
+def make_webhook(name: str, url: str, max_in_flight: int = 10):
     from webhooks.models import Webhook
     from webhooks.organizations import create_organization
 
     organization = create_organization(name)
     webhook = Webhook.objects.create(
-        organization=organization, name=name, url=url, event_patterns=["*"]
+        organization=organization,
+        name=name,
+        url=url,
+        event_patterns=["*"],
+        max_in_flight=max_in_flight,
     )
     return organization, webhook
 
@@ -293,28 +302,47 @@ def scenario_a(ctx: Context) -> list[Row]:
     return rows
 
 
-def burst(ctx: Context, key: str, delay_ms: int, n: int) -> dict:
-    """Publish n events with no worker running, start the Procfile's worker
-    command and time it until the database shows all n deliveries succeeded."""
+def burst(ctx: Context, key: str, delay_ms: int, n: int, webhooks: int = 1) -> dict:
+    """Publish events for n deliveries (to `webhooks` endpoints of one
+    organization, each allowed 100 requests in flight) with no worker
+    running, start the Procfile's worker command and time it until the
+    database shows all n deliveries succeeded."""
+    from webhooks.models import Webhook
+
     receiver = ctx.receiver(delay_ms)
-    organization, webhook = make_webhook(f"bench-{key}", receiver.url(f"/{key}"))
-    published_in = publish_burst(organization, n)
-    counts = delivery_counts(webhook)
-    if counts != {"pending": n}:
-        raise RuntimeError(f"expected {n} pending deliveries, found {counts}")
-    log(f"{key}: published {n} events in {published_in:.1f} s; starting the workers")
+    organization, webhook = make_webhook(f"bench-{key}", receiver.url(f"/{key}"), 100)
+    hooks = [webhook] + [
+        Webhook.objects.create(
+            organization=organization,
+            name=f"bench-{key}-{i}",
+            url=receiver.url(f"/{key}{i}"),
+            event_patterns=["*"],
+            max_in_flight=100,
+        )
+        for i in range(1, webhooks)
+    ]
+    per_webhook = n // webhooks
+    published_in = publish_burst(organization, per_webhook)
+    for hook in hooks:
+        counts = delivery_counts(hook)
+        if counts != {"pending": per_webhook}:
+            raise RuntimeError(f"expected {per_webhook} pending deliveries, found {counts}")
+    log(f"{key}: published {per_webhook} events × {webhooks} webhooks in {published_in:.1f} s")
 
     started_wall = time.time()
     started = time.monotonic()
     with ctx.herald("worker") as procs:
         with harness.RssSampler(procs["worker"].pid) as rss:
-            done, counts = wait_until_delivered(webhook, n, timeout=max(60.0, n / 50))
+            for hook in hooks:
+                done, counts = wait_until_delivered(hook, per_webhook, timeout=max(60.0, n / 50))
         done_wall = started_wall + (done - started)
     elapsed = done - started
-    first = first_attempt_wall_time(webhook)
+    first = min(first_attempt_wall_time(hook) for hook in hooks)
     stats = receiver.stats()
+    n = per_webhook * webhooks
     return {
         "n": n,
+        "webhooks": webhooks,
         "rate": n / elapsed,
         "elapsed": elapsed,
         "startup": first - started_wall,
@@ -375,12 +403,14 @@ def scenario_b(ctx: Context) -> list[Row]:
 @scenario("c", "Herald end to end, burst, receiver takes 200 ms")
 def scenario_c(ctx: Context) -> list[Row]:
     n = 1500 if ctx.quick else 5000
-    result = burst(ctx, "c", 200, n)
+    # Two endpoints of 100 in flight each: the workers' 2 × 100 slots, as
+    # before webhooks had a cap (SPEC §3: at most 100 per webhook).
+    result = burst(ctx, "c", 200, n, webhooks=2)
     ctx.results["c"] = result
     return [
         Row(
             "c",
-            f"Herald deliveries/s, 200 ms receiver, from worker start (N={n})",
+            f"Herald deliveries/s, 200 ms receiver, 2 webhooks, from worker start (N={n})",
             fmt_rate(result["rate"]),
             ">= 500 /s",
             result["rate"] >= 500,
@@ -612,10 +642,14 @@ def scenario_f(ctx: Context) -> list[Row]:
     return rows
 
 
-# Scenario g lives in bench/sustained.py; it is handed this module for Row and the helpers.
+# Scenario g lives in bench/sustained.py, h and i in bench/fairness.py; they are
+# handed this module for Row and the helpers.
+import fairness  # noqa: E402
 import sustained  # noqa: E402
 
 scenario("g", sustained.TITLE)(sustained.scenario(sys.modules[__name__]))
+scenario("h", fairness.H_TITLE)(fairness.scenario_h(sys.modules[__name__]))
+scenario("i", fairness.I_TITLE)(fairness.scenario_i(sys.modules[__name__]))
 
 
 # --- Main -------------------------------------------------------------------------------

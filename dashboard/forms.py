@@ -57,6 +57,25 @@ class WebhookForm(forms.Form):
     )
     max_attempts = forms.IntegerField(min_value=1, max_value=10, initial=5)
     verify_tls = forms.BooleanField(label="Verify TLS certificates", required=False, initial=True)
+    max_in_flight = forms.IntegerField(
+        label="Requests at once",
+        min_value=validation.MAX_IN_FLIGHT_RANGE[0],
+        max_value=validation.MAX_IN_FLIGHT_RANGE[1],
+        initial=10,
+        help_text="At most this many in flight together, across all workers.",
+    )
+    rate_limit = forms.IntegerField(
+        label="Rate limit (per second)",
+        min_value=validation.RATE_LIMIT_RANGE[0],
+        max_value=validation.RATE_LIMIT_RANGE[1],
+        required=False,
+        help_text="Empty: no limit. Deliveries held back wait; they are not attempts.",
+    )
+    ordered = forms.BooleanField(
+        label="Deliver in order, one at a time",
+        required=False,
+        help_text="A failing delivery holds the later ones until it ends.",
+    )
     signature_style = forms.ChoiceField(
         choices=Webhook.SignatureStyle.choices, required=False, label="Compatibility signature"
     )
@@ -84,6 +103,9 @@ class WebhookForm(forms.Form):
             "timeout_seconds": webhook.timeout_seconds,
             "max_attempts": webhook.max_attempts,
             "verify_tls": webhook.verify_tls,
+            "max_in_flight": webhook.max_in_flight,
+            "rate_limit": webhook.rate_limit,
+            "ordered": webhook.ordered,
             "signature_style": webhook.signature_style,
             "signature_header": webhook.signature_header,
             "headers": "\n".join(f"{k}: {v}" for k, v in webhook.headers.items()),
@@ -129,6 +151,10 @@ class WebhookForm(forms.Form):
             "timeout_seconds": data["timeout_seconds"],
             "max_attempts": data["max_attempts"],
             "verify_tls": data["verify_tls"],
+            # An ordered webhook sends one at a time, whatever the box said.
+            "max_in_flight": 1 if data["ordered"] else data["max_in_flight"],
+            "rate_limit": data["rate_limit"],
+            "ordered": data["ordered"],
             "signature_style": data.get("signature_style") or "",
             "signature_header": data["signature_header"],
             "headers": data["header_dict"],

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 from dashboard import charts, queries
 from dashboard.access import SESSION_KEY, member_required, memberships
 from dashboard.forms import ApiKeyForm, RuleForm, WebhookForm
-from deliveries import actions
+from deliveries import actions, claiming
 from deliveries.models import Delivery, Event
 from monitoring import alerts
 from monitoring import stats as metrics
@@ -139,6 +139,7 @@ def webhook_detail(request, webhook_id):
         "statuses": Delivery.Status.values,
         "log_since": list(queries.LOG_SINCE),
         "open_alerts": alerts.open_alerts_by_webhook([webhook])[webhook.pk],
+        "pressure": claiming.pressure(webhook, now),
     }
     return render(request, "dashboard/webhook_detail.html", context)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries import signals
+from deliveries import lanes, signals
 from deliveries.models import Delivery, Trigger
 from deliveries.publishing import Published, publish
 from deliveries.wakeup import wake_dispatcher
@@ -34,6 +34,7 @@ def retry_delivery(delivery: Delivery) -> Delivery:
             next_trigger=Trigger.MANUAL,
             completed_at=None,
         )
+        lanes.wake([delivery.webhook_id], now)
         transaction.on_commit(wake_dispatcher)
     delivery.refresh_from_db()
     return delivery
@@ -45,14 +46,16 @@ def retry_failed(webhook: Webhook, since: datetime | None = None) -> int:
     failed = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.FAILED)
     if since is not None:
         failed = failed.filter(created_at__gte=since)
+    now = timezone.now()
     with transaction.atomic():
         count = failed.update(
             status=Delivery.Status.PENDING,
-            next_attempt_at=timezone.now(),
+            next_attempt_at=now,
             next_trigger=Trigger.MANUAL,
             completed_at=None,
         )
         if count:
+            lanes.wake([webhook.pk], now)
             transaction.on_commit(wake_dispatcher)
     return count
 
@@ -80,6 +83,7 @@ def pause_webhook(webhook: Webhook) -> None:
         Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
             next_attempt_at=None
         )
+        lanes.park(webhook)
     webhook.status = Webhook.Status.PAUSED
 
 
@@ -101,6 +105,7 @@ def resume_webhook(webhook: Webhook) -> None:
             webhook=webhook, status=Delivery.Status.PENDING, next_attempt_at__isnull=True
         ).update(next_attempt_at=now)
         if woken:
+            lanes.wake([webhook.pk], now)
             transaction.on_commit(wake_dispatcher)
         signals.webhook_enabled.send(sender=Webhook, webhook=webhook, now=now)
     webhook.status = Webhook.Status.ACTIVE
@@ -139,6 +144,7 @@ def disable_webhook(
             claimed_until=None,
             completed_at=now,
         )
+        lanes.park(webhook)
         signals.webhook_disabled.send(
             sender=Webhook,
             webhook=webhook,

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from deliveries.models import Delivery, DeliveryAttempt, Event
+from deliveries.models import Delivery, DeliveryAttempt, Event, Lane
 
 
 class DeliveryInline(admin.TabularInline):
@@ -62,3 +62,16 @@ class DeliveryAdmin(admin.ModelAdmin):
     ]
     inlines = [AttemptInline]
     show_full_result_count = False
+
+
+@admin.register(Lane)
+class LaneAdmin(admin.ModelAdmin):
+    """Each webhook's place in the dispatcher's round: read-only, for looking."""
+
+    list_display = ["webhook", "due_at", "rate_next_at"]
+    search_fields = ["webhook__public_id", "webhook__name"]
+    readonly_fields = ["webhook", "due_at", "rate_next_at"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False

@@ -1,12 +1,9 @@
-"""The dispatcher: claims due deliveries from the database, sends them on a
-pool of threads, and records the attempts in batches.
+"""The dispatcher: claims due deliveries from the database (claiming.py,
+fairly between webhooks), sends them on a pool of threads, and records the
+attempts in batches.
 
-The database is the queue. A delivery is due when it is pending, its
-`next_attempt_at` has passed and no live worker holds it (`claimed_until`
-unset or expired). Claiming sets `claimed_until` to the webhook's timeout plus
-a margin, so a worker killed mid-request leaves its deliveries to be claimed
-again when that lease runs out. Only this module's main thread touches the
-database; the threads run `attempt`, which only builds, signs and sends.
+Only this module's main thread touches the database; the threads run
+`attempt`, which only builds, signs and sends.
 """
 
 import logging
@@ -20,12 +17,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from deliveries import actions, envelope, retry, sender, signals, signing
-from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
+from deliveries import actions, claiming, envelope, lanes, retry, sender, signals, signing
+from deliveries.claiming import Claimed, claim
+from deliveries.models import Delivery, DeliveryAttempt, Trigger
 from webhooks.models import Webhook
 
 log = logging.getLogger(__name__)
@@ -35,38 +33,8 @@ RECORD_BATCH = 50
 RECORD_EVERY_SECONDS = 0.05
 # With requests in flight and nothing claimed last time, look again this often.
 IDLE_CLAIM_EVERY_SECONDS = 0.2
-
-
-@dataclass
-class Target:
-    """What the threads need of a webhook (a snapshot: no ORM in threads)."""
-
-    id: int
-    public_id: str
-    organization_public_id: str
-    url: str
-    secrets: list[str]
-    signature_style: str
-    signature_header: str
-    headers: dict[str, str]
-    timeout: float
-    verify_tls: bool
-    max_attempts: int
-    organization_id: int = 0
-    name: str = ""
-
-
-@dataclass
-class Claimed:
-    delivery_id: int
-    attempt_number: int
-    trigger: str
-    event_public_id: str
-    event_type: str
-    event_created_at: datetime
-    data_json: str
-    target: Target
-    delivery_public_id: str = ""
+# With nothing in flight, wait for a lane due within this long instead of ending.
+LINGER_SECONDS = 1.0
 
 
 @dataclass
@@ -77,93 +45,11 @@ class Result:
     request_body: bytes
 
 
-def _due(now: datetime) -> Q:
-    return Q(
-        status=Delivery.Status.PENDING,
-        next_attempt_at__lte=now,
-        webhook__status=Webhook.Status.ACTIVE,
-    ) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-
-
-def due_deliveries(now: datetime | None = None) -> QuerySet[Delivery]:
-    """Deliveries a worker could claim now: due, unclaimed, of an active webhook."""
-    return Delivery.objects.filter(_due(now or timezone.now()))
-
-
-def due_exists(now: datetime | None = None) -> bool:
-    return due_deliveries(now).exists()
-
-
-def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
-    """Take up to `limit` due deliveries, oldest first, for this worker."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        rows = list(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(_due(now))
-            .order_by("next_attempt_at")
-            .values_list("id", "webhook_id", "event_id", "attempts", "next_trigger", "public_id")[
-                :limit
-            ]
-        )
-        if not rows:
-            return []
-        webhooks = {
-            w.id: w
-            for w in Webhook.objects.filter(id__in={r[1] for r in rows}).select_related(
-                "organization"
-            )
-        }
-        by_timeout = defaultdict(list)
-        for delivery_id, webhook_id, *_ in rows:
-            by_timeout[webhooks[webhook_id].timeout_seconds].append(delivery_id)
-        for timeout, ids in by_timeout.items():
-            lease = now + timedelta(seconds=timeout + settings.HERALD_LEASE_MARGIN_SECONDS)
-            Delivery.objects.filter(id__in=ids).update(claimed_until=lease)
-
-    events = {
-        e.id: e
-        for e in Event.objects.filter(id__in={r[2] for r in rows}).only(
-            "id", "public_id", "type", "created_at", "data_json"
-        )
-    }
-    targets = {webhook_id: _target(webhook, now) for webhook_id, webhook in webhooks.items()}
-    return [
-        Claimed(
-            delivery_id=delivery_id,
-            attempt_number=attempts + 1,
-            trigger=trigger,
-            event_public_id=events[event_id].public_id,
-            event_type=events[event_id].type,
-            event_created_at=events[event_id].created_at,
-            data_json=events[event_id].data_json,
-            target=targets[webhook_id],
-            delivery_public_id=public_id,
-        )
-        for delivery_id, webhook_id, event_id, attempts, trigger, public_id in rows
-    ]
-
-
-def _target(webhook: Webhook, now: datetime) -> Target:
-    return Target(
-        id=webhook.id,
-        public_id=webhook.public_id,
-        organization_public_id=webhook.organization.public_id,
-        url=webhook.url,
-        secrets=webhook.signing_secrets(now),
-        signature_style=webhook.signature_style,
-        signature_header=webhook.signature_header,
-        headers=dict(webhook.headers or {}),
-        timeout=float(webhook.timeout_seconds),
-        verify_tls=webhook.verify_tls,
-        max_attempts=webhook.max_attempts,
-        organization_id=webhook.organization_id,
-        name=webhook.name,
-    )
-
-
 def attempt(claimed: Claimed) -> Result:
     """Build, sign and send one request. Runs in a worker thread: no ORM."""
+    wait = claimed.not_before - time.time()
+    if wait > 0:
+        time.sleep(wait)  # its webhook's rate limit spaces the starts
     target = claimed.target
     body = envelope.build_body(
         event_id=claimed.event_public_id,
@@ -348,6 +234,8 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
         ]
         if streaking:
             _disable_failing_webhooks(streaking, now)
+        # Slots freed, retries scheduled, an ordered webhook's next in line.
+        lanes.wake(by_webhook, now)
         signals.attempts_recorded.send(
             sender=RecordedBatch, batch=RecordedBatch(recorded, failed_on_disabled, now)
         )
@@ -540,7 +428,20 @@ def run(
     while True:
         fill()
         if not in_flight and not finished:
-            break
+            # Nothing claimable now; a lane due within moments (a rate
+            # limit's next start, a retry) is waited for here rather than
+            # left to the next tick.
+            soon = claiming.seconds_until_due()
+            if (
+                soon is None
+                or soon > LINGER_SECONDS
+                or time.monotonic() + soon >= deadline
+                or should_stop()
+            ):
+                break
+            time.sleep(max(soon, 0.01))
+            next_claim = 0.0
+            continue
         if in_flight:
             done, _ = wait(in_flight, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
@@ -560,12 +461,5 @@ def run(
             made += len(finished)
             finished = []
             last_record = time.monotonic()
+            next_claim = 0.0  # the record freed slots and woke their lanes
     return made
-
-
-def release_expired_claims(now: datetime | None = None) -> int:
-    """Forget claims whose worker died (the lease ran out); they are due again."""
-    now = now or timezone.now()
-    return Delivery.objects.filter(status=Delivery.Status.PENDING, claimed_until__lt=now).update(
-        claimed_until=None
-    )

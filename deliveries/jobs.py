@@ -13,7 +13,7 @@ import rq
 from django.db import close_old_connections
 from rq.defaults import DEFAULT_WORKER_TTL
 
-from deliveries import dispatch, shutdown
+from deliveries import claiming, dispatch, lanes, shutdown
 from deliveries.wakeup import (
     MAX_WEBHOOK_TIMEOUT_SECONDS,
     WAKE_KEY,
@@ -92,17 +92,21 @@ def tick() -> bool:
     """Every second: wake the dispatcher if anything is due (retries whose
     time came, deliveries whose wake was lost)."""
     close_old_connections()
-    if dispatch.due_exists():
+    if claiming.due_exists():
         wake_dispatcher()
         return True
     return False
 
 
 def sweep() -> int:
-    """Release claims of workers that died mid-request, then wake the dispatcher."""
+    """Release claims of workers that died mid-request, put right any lane
+    that missed a wake-up (lanes.repair), then wake the dispatcher."""
     close_old_connections()
-    released = dispatch.release_expired_claims()
+    released = claiming.release_expired_claims()
     if released:
         log.warning("released %d deliveries held by a worker that stopped", released)
+    woken = lanes.repair()
+    if woken:
+        log.info("woke %d lanes with claimable deliveries", woken)
     tick()
     return released

@@ -1,5 +1,6 @@
 """The engine's records: what was published (Event), each event's journey to
-one webhook (Delivery) and every HTTP try of it (DeliveryAttempt)."""
+one webhook (Delivery), every HTTP try of it (DeliveryAttempt), and each
+webhook's place in the dispatcher's round (Lane)."""
 
 import json
 
@@ -90,6 +91,18 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_due_idx",
             ),
+            # Claiming: a webhook's due deliveries, oldest first (claiming.py).
+            models.Index(
+                fields=["webhook", "next_attempt_at", "id"],
+                condition=models.Q(status="pending"),
+                name="delivery_webhook_due_idx",
+            ),
+            # A webhook's requests in flight now: its deliveries under a lease.
+            models.Index(
+                fields=["webhook", "claimed_until"],
+                condition=models.Q(claimed_until__isnull=False),
+                name="delivery_webhook_claimed_idx",
+            ),
             # Delivery logs, newest first, per webhook and per organization.
             models.Index(fields=["webhook", "-id"], name="delivery_webhook_log_idx"),
             models.Index(fields=["webhook", "status", "-id"], name="delivery_webhook_status_idx"),
@@ -142,3 +155,34 @@ class DeliveryAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.response_status is not None and 200 <= self.response_status < 300
+
+
+class Lane(models.Model):
+    """A webhook's place in the dispatcher's round (claiming.py).
+
+    `due_at` is the earliest time the webhook may have a delivery to claim;
+    NULL when it has none pending (or is paused or disabled). Whatever makes
+    a delivery claimable lowers it to then (publishing, a record that freed a
+    slot, a manual retry, a resume, an expired lease); a claimer, holding the
+    row's lock, raises it past what it took: to now when the webhook still
+    has due deliveries (so it waits behind the lanes that have waited
+    longer), to its next retry, its next rate-limit slot, or the end of its
+    earliest lease when it is at its cap. `rate_next_at` is when the rate
+    limit lets the webhook's next request start.
+    """
+
+    webhook = models.OneToOneField(
+        Webhook, on_delete=models.CASCADE, primary_key=True, related_name="lane"
+    )
+    due_at = models.DateTimeField(null=True, blank=True)
+    rate_next_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=models.Q(due_at__isnull=False), name="lane_due_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"lane of {self.webhook_id} (due {self.due_at})"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deliveries import envelope
+from deliveries import envelope, lanes
 from deliveries.models import Delivery, Event, Trigger
 from deliveries.wakeup import wake_dispatcher
 from webhooks import patterns
@@ -143,7 +143,10 @@ def publish(
             for webhook in targets
         ]
         Delivery.objects.bulk_create(deliveries)
-        if any(d.next_attempt_at is not None for d in deliveries):
+        due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
+        if due:
+            # Last, so the lanes' row locks are held only until the commit.
+            lanes.wake(due, now)
             transaction.on_commit(wake_dispatcher)
     return Published(event, created=True)
 
@@ -238,6 +241,8 @@ def publish_many(items: list[Outgoing], *, now: datetime | None = None) -> list[
             ],
             ignore_conflicts=True,
         )
-        if any(d.next_attempt_at is not None for d in deliveries):
+        due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
+        if due:
+            lanes.wake(due, now)
             transaction.on_commit(wake_dispatcher)
     return events

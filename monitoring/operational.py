@@ -7,7 +7,8 @@ report: delivery events by receivers.attempts_recorded, the disabled-webhook
 and alert events by alerts.py.
 """
 
-from deliveries.dispatch import Claimed, DeliveryUpdate
+from deliveries.claiming import Claimed
+from deliveries.dispatch import DeliveryUpdate
 from deliveries.envelope import iso_millis
 from deliveries.models import Delivery
 from deliveries.publishing import Outgoing

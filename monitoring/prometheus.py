@@ -45,7 +45,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from rq import Queue
 
-from deliveries import dispatch
+from deliveries import claiming
 from monitoring import health, totals
 from monitoring.models import LATENCY_BUCKETS_MS
 from monitoring.stats import N_LATENCY_BUCKETS
@@ -107,7 +107,7 @@ class HeraldCollector(Collector):
         )
 
         now = timezone.now()
-        due = dispatch.due_deliveries(now)
+        due = claiming.due_deliveries(now)
         due_count = due.order_by().values("id")[:DUE_COUNT_LIMIT].count()
         yield GaugeMetricFamily(
             "herald_deliveries_due",

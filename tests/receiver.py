@@ -39,6 +39,9 @@ class Receiver:
         self._arrived = threading.Condition()
         self.in_flight = 0
         self.max_in_flight = 0
+        # The same, per path: how many of one endpoint's requests overlapped.
+        self.in_flight_by_path: dict[str, int] = defaultdict(int)
+        self.max_in_flight_by_path: dict[str, int] = defaultdict(int)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,12 +57,17 @@ class Receiver:
                     )
                     receiver.in_flight += 1
                     receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                    receiver.in_flight_by_path[path] += 1
+                    receiver.max_in_flight_by_path[path] = max(
+                        receiver.max_in_flight_by_path[path], receiver.in_flight_by_path[path]
+                    )
                     receiver._arrived.notify_all()
                 answer = receiver._next_answer(path)
                 if answer.delay:
                     time.sleep(answer.delay)
                 with receiver._arrived:
                     receiver.in_flight -= 1
+                    receiver.in_flight_by_path[path] -= 1
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():

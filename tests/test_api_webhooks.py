@@ -1052,11 +1052,11 @@ def test_the_schema_states_the_rules_validation_enforces(client, db):
     assert events["items"]["pattern"].startswith("^")
     assert create["properties"]["url"]["maxLength"] == 2048
     assert create["properties"]["headers"]["maxProperties"] == 20
-    # A partial update: every field optional, none nullable but the style.
+    # A partial update: every field optional, none nullable but the style and the rate limit.
     assert "required" not in patch
     for name, field in patch["properties"].items():
         nullable = "anyOf" in field and {"type": "null"} in field["anyOf"]
-        assert nullable == (name == "signature_style"), name
+        assert nullable == (name in {"signature_style", "rate_limit"}), name
         assert "default" not in field, name
     assert components["EventIn"]["properties"]["type"]["maxLength"] == 100
 

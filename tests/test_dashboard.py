@@ -44,6 +44,7 @@ def valid_form(**changes):
         "timeout_seconds": "10",
         "max_attempts": "5",
         "verify_tls": "on",
+        "max_in_flight": "10",
         "signature_style": "",
         "signature_header": "X-Webhook-Signature",
         "headers": "",

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from deliveries import actions, dispatch
+from deliveries import actions, claiming, dispatch
 from deliveries.models import Delivery, DeliveryAttempt, Trigger
 from deliveries.publishing import publish
 from monitoring import stats as metrics
@@ -365,7 +365,7 @@ class TestClaims:
 
         # The worker holding it died: once the lease runs out it is due again.
         Delivery.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
-        assert dispatch.release_expired_claims() == 1
+        assert claiming.release_expired_claims() == 1
         (again,) = dispatch.claim(10)
         assert again.delivery_id == claimed.delivery_id and again.attempt_number == 1
 

@@ -36,6 +36,9 @@ class WebhookAdmin(admin.ModelAdmin):
         "public_id",
         "organization",
         "status",
+        "max_in_flight",
+        "rate_limit",
+        "ordered",
         "consecutive_failures",
         "last_delivery_at",
     ]

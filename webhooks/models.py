@@ -3,6 +3,8 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -127,6 +129,22 @@ class Webhook(models.Model):
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
     max_attempts = models.PositiveSmallIntegerField(default=5)
     verify_tls = models.BooleanField(default=True)
+    # Fairness (SPEC §3), across every worker together: at most this many of
+    # its requests in flight at once, at most `rate_limit` starting in any
+    # one second (none: no limit), and, when `ordered`, one at a time in
+    # publish order (max_in_flight is then 1).
+    max_in_flight = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    rate_limit = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Requests per second; empty for no limit.",
+    )
+    ordered = models.BooleanField(
+        default=False, help_text="One at a time, in publish order (max in flight 1)."
+    )
 
     consecutive_failures = models.PositiveIntegerField(default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
@@ -143,6 +161,10 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.url
+
+    def clean(self) -> None:
+        if self.ordered and self.max_in_flight != 1:
+            raise ValidationError({"max_in_flight": "An ordered webhook sends one at a time: 1."})
 
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
         """The current secret, then old ones still inside their grace period."""

@@ -18,6 +18,8 @@ from webhooks.secrets import timestamp_header_name
 
 TIMEOUT_RANGE = (1, 300)
 MAX_ATTEMPTS_RANGE = (1, 10)
+MAX_IN_FLIGHT_RANGE = (1, 100)
+RATE_LIMIT_RANGE = (1, 1000)
 MAX_PATTERNS = 100
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
@@ -189,6 +191,25 @@ def clean_webhook_fields(data: dict, current: Webhook | None = None) -> dict:
         if not isinstance(data["verify_tls"], bool):
             raise InvalidInput("must be true or false", "verify_tls")
         cleaned["verify_tls"] = data["verify_tls"]
+    if "max_in_flight" in data:
+        cleaned["max_in_flight"] = clean_int(
+            data["max_in_flight"], "max_in_flight", MAX_IN_FLIGHT_RANGE
+        )
+    if "rate_limit" in data:
+        cleaned["rate_limit"] = (
+            None
+            if data["rate_limit"] is None
+            else clean_int(data["rate_limit"], "rate_limit", RATE_LIMIT_RANGE)
+        )
+    if "ordered" in data:
+        if not isinstance(data["ordered"], bool):
+            raise InvalidInput("must be true or false", "ordered")
+        cleaned["ordered"] = data["ordered"]
+    if cleaned.get("ordered", current.ordered if current else False):
+        # One at a time (SPEC §3): an ordered webhook's cap is 1.
+        if cleaned.get("max_in_flight", 1) != 1:
+            raise InvalidInput("must be 1 for an ordered webhook (one at a time)", "max_in_flight")
+        cleaned["max_in_flight"] = 1
     if "signature_style" in data:
         cleaned["signature_style"] = clean_signature_style(data["signature_style"])
     if "signature_header" in data:

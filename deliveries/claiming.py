@@ -1,0 +1,457 @@
+"""Claiming: which due deliveries a worker takes, so that no webhook's
+backlog holds back another's (SPEC §3, fairness and ordered delivery).
+
+The database is the queue. A delivery is claimable when it is pending, its
+`next_attempt_at` has passed, its webhook is active and no live worker holds
+it (`claimed_until` unset or expired). Claiming sets `claimed_until` to the
+webhook's timeout plus a margin: a lease, so a worker killed mid-request
+leaves its deliveries to be claimed again when the lease runs out. A
+delivery under a live lease is a request in flight.
+
+A claim for `limit` free slots, in one transaction:
+
+1. Lock up to `limit` due lanes (models.Lane) of active webhooks, those due
+   the longest first. SKIP LOCKED: a lane another worker is claiming from
+   is passed over, not waited for. Every claimer of a webhook holds its
+   lane, so a webhook's cap, rate and order are decided by one claimer at
+   a time, whichever process or machine it runs on.
+2. Each lane's allowance: its cap (`max_in_flight`, 1 when `ordered`)
+   less its requests in flight now (counted on an index of leased rows),
+   and, with a `rate_limit`, the request starts its rate allows within the
+   next RATE_HORIZON. A lane with no allowance is skipped, not waited on.
+3. An ordered webhook takes its oldest unfinished delivery, and only when
+   that one is due and not in flight (one index probe).
+4. The other free slots are dealt to the lanes one at a time, round the
+   table, so a worker's slots go to many webhooks, never all to one
+   backlog; each lane takes its share of its due deliveries, oldest first
+   (an index range per webhook). Slots a lane could not use, having fewer
+   due deliveries than its share, go round again (DEAL_ROUNDS).
+5. Leases, and each lane's next `due_at` (see Lane).
+
+Cost: a few index probes per lane taken, never a scan of what is due: the
+same with 10 webhooks or 10,000, with a hundred due deliveries or a million
+(`bench/run.py` measures it).
+
+Rate limits are kept by spacing: the requests of a webhook with
+`rate_limit` R start at least RATE_SPACING_MARGIN / R seconds apart (a
+claimed delivery carries the time it may start, and its thread waits for
+it), so no one-second window ever holds more than R starts, even when a
+thread starts up to 50 ms late. A delivery held back by the limit is simply
+not claimed yet: it is no attempt.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from deliveries import lanes
+from deliveries.models import Delivery, Event, Lane
+from webhooks.models import Webhook
+
+# How far ahead a rate-limited webhook's requests are claimed: its threads
+# wait at most this long for their start time.
+RATE_HORIZON = timedelta(seconds=0.5)
+# Requests of a rate-limited webhook are spaced 5 % wider than 1/R: a thread
+# that starts up to 5 % of a second late cannot crowd R + 1 starts into a
+# one-second window.
+RATE_SPACING_MARGIN = 1.05
+
+
+@dataclass
+class Target:
+    """What the threads need of a webhook (a snapshot: no ORM in threads)."""
+
+    id: int
+    public_id: str
+    organization_public_id: str
+    url: str
+    secrets: list[str]
+    signature_style: str
+    signature_header: str
+    headers: dict[str, str]
+    timeout: float
+    verify_tls: bool
+    max_attempts: int
+    organization_id: int = 0
+    name: str = ""
+
+
+@dataclass
+class Claimed:
+    delivery_id: int
+    attempt_number: int
+    trigger: str
+    event_public_id: str
+    event_type: str
+    event_created_at: datetime
+    data_json: str
+    target: Target
+    delivery_public_id: str = ""
+    # Unix time before which the request must not start (a rate limit's spacing).
+    not_before: float = 0.0
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+
+
+def due_deliveries(now: datetime | None = None) -> QuerySet[Delivery]:
+    """Deliveries a worker could take now, caps and rate limits aside: due,
+    unclaimed, of an active webhook (the backlog /metrics reports)."""
+    return Delivery.objects.filter(
+        _claimable(now or timezone.now()), webhook__status=Webhook.Status.ACTIVE
+    )
+
+
+def due_exists(now: datetime | None = None) -> bool:
+    """Is any lane due? (The tick wakes the dispatcher when one is.)"""
+    return Lane.objects.filter(
+        due_at__lte=now or timezone.now(), webhook__status=Webhook.Status.ACTIVE
+    ).exists()
+
+
+def seconds_until_due(now: datetime | None = None) -> float | None:
+    """How long until the first lane of an active webhook is due (negative:
+    one is due already); None when no lane waits for anything."""
+    now = now or timezone.now()
+    first = (
+        Lane.objects.filter(due_at__isnull=False, webhook__status=Webhook.Status.ACTIVE)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    return None if first is None else (first - now).total_seconds()
+
+
+def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+    """Requests in flight now, per webhook: its deliveries under a live lease."""
+    rows = (
+        Delivery.objects.filter(
+            webhook_id__in=webhook_ids,
+            status=Delivery.Status.PENDING,
+            claimed_until__gt=now or timezone.now(),
+        )
+        .values_list("webhook_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = dict.fromkeys(webhook_ids, 0)
+    counts.update(dict(rows))
+    return counts
+
+
+# Due deliveries are counted up to this for the pages (an index range).
+WAITING_COUNT_LIMIT = 10_000
+
+
+@dataclass
+class Pressure:
+    """What holds a webhook's deliveries back right now, for the pages."""
+
+    in_flight: int
+    cap: int
+    waiting: int  # due, not in flight (counted up to WAITING_COUNT_LIMIT)
+    held_by: str  # "", "max_in_flight", "rate_limit" or "order"
+
+
+def pressure(webhook: Webhook, now: datetime | None = None) -> Pressure:
+    """Two index ranges: its leased deliveries and its due ones."""
+    now = now or timezone.now()
+    flying = in_flight([webhook.pk], now)[webhook.pk]
+    cap = 1 if webhook.ordered else webhook.max_in_flight
+    waiting = (
+        Delivery.objects.filter(_claimable(now), webhook_id=webhook.pk)
+        .order_by()
+        .values("id")[:WAITING_COUNT_LIMIT]
+        .count()
+    )
+    held_by = ""
+    if waiting and webhook.status == Webhook.Status.ACTIVE:
+        if webhook.ordered:
+            held_by = "order"
+        elif flying >= cap:
+            held_by = "max_in_flight"
+        elif webhook.rate_limit:
+            held_by = "rate_limit"
+    return Pressure(flying, cap, waiting, held_by)
+
+
+@dataclass
+class LanePlan:
+    """One lane in one claim: what it may take and what it took."""
+
+    webhook: Webhook
+    rate_next_at: datetime | None
+    in_flight: int = 0
+    cap_room: int = 0
+    rate_room: int | None = None  # None: no rate limit
+    share: int = 0  # dealt in the current round
+    taken: list[tuple] = field(default_factory=list)
+    drained: bool = False  # it had fewer due deliveries than it was dealt
+    # Set for an ordered webhook: its oldest unfinished delivery, if any.
+    head: tuple | None = None
+
+    @property
+    def room(self) -> int:
+        """How many more it may take in this claim."""
+        if self.drained:
+            return 0
+        room = self.cap_room if self.rate_room is None else min(self.cap_room, self.rate_room)
+        return room - len(self.taken)
+
+    def spacing(self) -> timedelta:
+        return timedelta(seconds=RATE_SPACING_MARGIN / self.webhook.rate_limit)
+
+
+def rate_room(plan: LanePlan, now: datetime) -> int:
+    """Request starts the rate limit allows within the horizon."""
+    start = max(now, plan.rate_next_at or now)
+    if start > now + RATE_HORIZON:
+        return 0
+    return math.floor((now + RATE_HORIZON - start) / plan.spacing()) + 1
+
+
+def deal(plans: list[LanePlan], slots: int) -> None:
+    """Share `slots` between the lanes, one each round the table."""
+    for plan in plans:
+        plan.share = 0
+    while slots > 0:
+        dealt = 0
+        for plan in plans:
+            if slots > 0 and plan.share < plan.room:
+                plan.share += 1
+                slots -= 1
+                dealt += 1
+        if not dealt:
+            return
+
+
+_COLUMNS = ("id", "event_id", "attempts", "next_trigger", "public_id")
+
+
+def _take(plan: LanePlan, now: datetime) -> None:
+    """The lane's share of its due deliveries, oldest first."""
+    webhook = plan.webhook
+    if webhook.ordered:
+        head = (
+            Delivery.objects.filter(webhook_id=webhook.pk, status=Delivery.Status.PENDING)
+            .order_by("id")
+            .values_list(*_COLUMNS, "next_attempt_at", "claimed_until")
+            .first()
+        )
+        plan.head = head
+        if head is None or plan.share < 1:
+            return
+        *row, due, leased = head
+        if due is not None and due <= now and (leased is None or leased < now):
+            plan.taken = [tuple(row)]
+        return
+    more = list(
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(_claimable(now), webhook_id=webhook.pk)
+        .exclude(id__in=[row[0] for row in plan.taken])
+        .order_by("next_attempt_at", "id")
+        .values_list(*_COLUMNS)[: plan.share]
+    )
+    plan.taken += more
+    plan.drained = len(more) < plan.share
+
+
+# Rounds of dealing: the slots a lane could not use (it had fewer due
+# deliveries than its share) go round again to the lanes that had more.
+DEAL_ROUNDS = 3
+
+
+def _next_retries(webhook_ids: list[int], now: datetime) -> dict[int, datetime | None]:
+    """Each webhook's earliest future attempt, in one statement (an index
+    probe per webhook)."""
+    if not webhook_ids:
+        return {}
+    table = Delivery._meta.db_table
+    values = ", ".join(["(%s)"] * len(webhook_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT v.column1, (SELECT d.next_attempt_at FROM {table} d "
+            f"WHERE d.webhook_id = v.column1 AND d.status = 'pending' "
+            f"AND d.next_attempt_at > %s ORDER BY d.next_attempt_at LIMIT 1) "
+            f"FROM (VALUES {values}) AS v",
+            [connection.ops.adapt_datetimefield_value(now), *webhook_ids],
+        )
+        return {webhook_id: _as_datetime(value) for webhook_id, value in cursor.fetchall()}
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)  # SQLite hands back the stored text
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+def _next_due(plan: LanePlan, now: datetime, next_retry: datetime | None) -> datetime | None:
+    """When the lane may next have something to claim (see Lane)."""
+    webhook = plan.webhook
+    taken = len(plan.taken)
+    lease_end = now + timedelta(seconds=webhook.timeout_seconds + lease_margin())
+    if webhook.ordered:
+        if plan.head is None:
+            return None  # nothing pending
+        *_, due, leased = plan.head
+        if taken or (leased is not None and leased >= now):
+            return lease_end  # in flight: its record wakes the lane
+        if due is None or due > now:
+            return due  # waiting for its retry
+    elif plan.drained:
+        return next_retry  # drained of due deliveries
+    # It took all it was dealt: what stopped it?
+    cap = 1 if webhook.ordered else webhook.max_in_flight
+    if plan.in_flight + taken >= cap:
+        return lease_end  # at its cap: a record frees a slot and wakes the lane
+    if plan.rate_room is not None and taken >= plan.rate_room:
+        return plan.rate_next_at - RATE_HORIZON  # its next start comes into the horizon
+    return now  # the worker's slots ran out: behind the lanes that waited longer
+
+
+def lease_margin() -> int:
+    return settings.HERALD_LEASE_MARGIN_SECONDS
+
+
+def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
+    """Take up to `limit` due deliveries for this worker, fairly (see above)."""
+    now = now or timezone.now()
+    if limit < 1:
+        return []
+    with transaction.atomic():
+        lane_rows = list(
+            Lane.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(due_at__lte=now, webhook__status=Webhook.Status.ACTIVE)
+            .order_by("due_at", "webhook_id")
+            .values_list("webhook_id", "rate_next_at")[:limit]
+        )
+        if not lane_rows:
+            return []
+        webhooks = {
+            w.id: w
+            for w in Webhook.objects.filter(id__in=[r[0] for r in lane_rows]).select_related(
+                "organization"
+            )
+        }
+        flying = in_flight(list(webhooks), now)
+        plans = []
+        for webhook_id, rate_next_at in lane_rows:
+            webhook = webhooks[webhook_id]
+            plan = LanePlan(webhook, rate_next_at, in_flight=flying[webhook_id])
+            cap = 1 if webhook.ordered else webhook.max_in_flight
+            plan.cap_room = max(0, cap - plan.in_flight)
+            if webhook.rate_limit:
+                plan.rate_room = rate_room(plan, now)
+            plans.append(plan)
+        for plan in plans:
+            if plan.webhook.ordered:
+                plan.drained = True  # one at most: dealt and taken here, once
+                plan.share = 1 if plan.cap_room and plan.rate_room != 0 else 0
+                _take(plan, now)
+        free = limit - sum(len(p.taken) for p in plans)
+        for _ in range(DEAL_ROUNDS):
+            deal(plans, free)
+            dealt = [p for p in plans if p.share]
+            if not dealt:
+                break
+            for plan in dealt:
+                _take(plan, now)
+            free = limit - sum(len(p.taken) for p in plans)
+
+        claimed_rows: list[tuple[LanePlan, tuple, float]] = []
+        leases: dict[datetime, list[int]] = defaultdict(list)
+        for plan in plans:
+            start = max(now, plan.rate_next_at or now)
+            for index, row in enumerate(plan.taken):
+                not_before = now
+                if plan.rate_room is not None:
+                    not_before = start + index * plan.spacing()
+                    plan.rate_next_at = not_before + plan.spacing()
+                lease = not_before + timedelta(
+                    seconds=plan.webhook.timeout_seconds + lease_margin()
+                )
+                leases[lease].append(row[0])
+                claimed_rows.append((plan, row, not_before.timestamp()))
+        for lease, ids in leases.items():
+            Delivery.objects.filter(id__in=ids).update(claimed_until=lease)
+
+        drained = [p.webhook.pk for p in plans if not p.webhook.ordered and p.drained]
+        next_retries = _next_retries(drained, now)
+        updates = sorted(
+            (
+                plan.webhook.pk,
+                _next_due(plan, now, next_retries.get(plan.webhook.pk)),
+                plan.rate_next_at,
+            )
+            for plan in plans
+        )
+        Lane.objects.bulk_update(
+            [Lane(webhook_id=w, due_at=due, rate_next_at=rate) for w, due, rate in updates],
+            ["due_at", "rate_next_at"],
+        )
+
+    if not claimed_rows:
+        return []
+    events = {
+        e.id: e
+        for e in Event.objects.filter(id__in={row[1] for _, row, _ in claimed_rows}).only(
+            "id", "public_id", "type", "created_at", "data_json"
+        )
+    }
+    targets = {plan.webhook.pk: _target(plan.webhook, now) for plan in plans if plan.taken}
+    return [
+        Claimed(
+            delivery_id=delivery_id,
+            attempt_number=attempts + 1,
+            trigger=trigger,
+            event_public_id=events[event_id].public_id,
+            event_type=events[event_id].type,
+            event_created_at=events[event_id].created_at,
+            data_json=events[event_id].data_json,
+            target=targets[plan.webhook.pk],
+            delivery_public_id=public_id,
+            not_before=not_before,
+        )
+        for plan, (delivery_id, event_id, attempts, trigger, public_id), not_before in claimed_rows
+    ]
+
+
+def _target(webhook: Webhook, now: datetime) -> Target:
+    return Target(
+        id=webhook.id,
+        public_id=webhook.public_id,
+        organization_public_id=webhook.organization.public_id,
+        url=webhook.url,
+        secrets=webhook.signing_secrets(now),
+        signature_style=webhook.signature_style,
+        signature_header=webhook.signature_header,
+        headers=dict(webhook.headers or {}),
+        timeout=float(webhook.timeout_seconds),
+        verify_tls=webhook.verify_tls,
+        max_attempts=webhook.max_attempts,
+        organization_id=webhook.organization_id,
+        name=webhook.name,
+    )
+
+
+def release_expired_claims(now: datetime | None = None) -> int:
+    """Forget claims whose worker died (the lease ran out): those deliveries
+    are due again, and their lanes are woken."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        expired = Delivery.objects.filter(status=Delivery.Status.PENDING, claimed_until__lt=now)
+        webhook_ids = set(expired.values_list("webhook_id", flat=True))
+        released = expired.update(claimed_until=None)
+        lanes.wake(webhook_ids, now)
+    return released

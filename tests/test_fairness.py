@@ -1,0 +1,414 @@
+"""Fair claiming (SPEC §3): per-webhook caps, rate limits and ordered
+webhooks, decided in claiming.claim, in this process against the test
+database; the multi-process guarantees are in test_fairness_processes.py."""
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, connections
+from django.utils import timezone
+
+from deliveries import actions, claiming, dispatch, lanes
+from deliveries.models import Delivery, Lane
+from deliveries.publishing import publish
+from tests.conftest import deliver_due, error_of
+from tests.factories import MembershipFactory, WebhookFactory
+from tests.receiver import Answer
+from webhooks.models import Membership, Webhook
+
+
+def hook(org, receiver, path, **fields) -> Webhook:
+    fields.setdefault("event_patterns", [f"{path.strip('/')}.*"])
+    return WebhookFactory(organization=org, url=receiver.url(path), **fields)
+
+
+def publish_to(org, path: str, count: int) -> None:
+    for i in range(count):
+        publish(org, f"{path.strip('/')}.created", {"i": i})
+
+
+def claimed_by_webhook(claimed) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for item in claimed:
+        counts[item.target.id] = counts.get(item.target.id, 0) + 1
+    return counts
+
+
+class TestCapsAndSharing:
+    def test_a_webhook_at_its_cap_is_skipped_not_waited_on(self, org, receiver):
+        slow = hook(org, receiver, "/a", max_in_flight=2)
+        quick = hook(org, receiver, "/b")
+        publish_to(org, "/a", 10)
+        publish_to(org, "/b", 3)
+        claimed = dispatch.claim(50)
+        assert claimed_by_webhook(claimed) == {slow.pk: 2, quick.pk: 3}
+        # The rest of /a waits for a free slot: nothing more to claim now.
+        assert dispatch.claim(50) == []
+        assert claiming.in_flight([slow.pk, quick.pk]) == {slow.pk: 2, quick.pk: 3}
+
+    def test_free_slots_are_dealt_round_the_webhooks(self, org, receiver):
+        hooks = [hook(org, receiver, f"/w{i}") for i in range(3)]
+        for i in range(3):
+            publish_to(org, f"/w{i}", 10)
+        claimed = dispatch.claim(6)
+        assert claimed_by_webhook(claimed) == {h.pk: 2 for h in hooks}
+
+    def test_the_oldest_backlog_does_not_take_every_slot(self, org, receiver):
+        backlog = hook(org, receiver, "/backlog", max_in_flight=100)
+        fresh = hook(org, receiver, "/fresh")
+        publish_to(org, "/backlog", 60)
+        publish_to(org, "/fresh", 1)
+        counts = claimed_by_webhook(dispatch.claim(20))
+        assert counts[fresh.pk] == 1 and counts[backlog.pk] == 19
+
+    def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 3)
+        (first,) = dispatch.claim(10)
+        assert dispatch.claim(10) == []
+        dispatch.record([dispatch.attempt(first)])
+        (second,) = dispatch.claim(10)
+        assert second.delivery_id != first.delivery_id
+        assert second.target.id == webhook.pk
+
+    def test_the_dispatcher_delivers_a_capped_backlog_to_the_end(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=3)
+        receiver.always("/a", Answer(delay=0.05))
+        publish_to(org, "/a", 12)
+        assert deliver_due(concurrency=20) == 12
+        assert receiver.max_in_flight_by_path["/a"] <= 3
+        assert not Delivery.objects.filter(webhook=webhook).exclude(status="succeeded").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_claimers_at_once_never_share_a_delivery_nor_pass_the_cap(org, receiver):
+    webhook = hook(org, receiver, "/a", max_in_flight=7)
+    other = hook(org, receiver, "/b", max_in_flight=100)
+    publish_to(org, "/a", 40)
+    publish_to(org, "/b", 40)
+    barrier = threading.Barrier(2)
+    results: list[list] = [[], []]
+
+    def claimer(slot: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results[slot].extend(dispatch.claim(30))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [c.delivery_id for r in results for c in r]
+    assert len(ids) == len(set(ids))  # no delivery claimed twice
+    assert sum(1 for r in results for c in r if c.target.id == webhook.pk) == 7
+    assert sum(1 for r in results for c in r if c.target.id == other.pk) == 40
+    assert claiming.in_flight([webhook.pk])[webhook.pk] == 7
+
+
+class TestRateLimit:
+    def test_starts_are_spaced_by_the_rate(self, org, receiver):
+        hook(org, receiver, "/a", rate_limit=4, max_in_flight=100)
+        publish_to(org, "/a", 10)
+        now = timezone.now()
+        claimed = dispatch.claim(50, now=now)
+        spacing = claiming.RATE_SPACING_MARGIN / 4
+        # Within the horizon (0.5 s) two starts fit: now and now + 0.2625 s.
+        assert len(claimed) == 2
+        starts = [c.not_before for c in claimed]
+        assert starts[0] == pytest.approx(now.timestamp())
+        assert starts[1] - starts[0] == pytest.approx(spacing)
+        # The next claim, even at once, continues the spacing and takes nothing yet.
+        assert dispatch.claim(50, now=now) == []
+        later = dispatch.claim(50, now=now + timedelta(seconds=spacing * 2))
+        assert [c.not_before for c in later][0] == pytest.approx(starts[1] + spacing)
+
+    def test_a_held_back_delivery_is_no_attempt(self, org, receiver):
+        webhook = hook(org, receiver, "/a", rate_limit=1, max_attempts=1)
+        publish_to(org, "/a", 3)
+        dispatch.claim(50)
+        waiting = Delivery.objects.filter(webhook=webhook, claimed_until__isnull=True)
+        assert waiting.count() == 2
+        assert all(d.attempts == 0 and d.status == "pending" for d in waiting)
+        assert claiming.pressure(webhook).held_by == "rate_limit"
+
+    def test_the_dispatcher_keeps_the_rate(self, org, receiver):
+        hook(org, receiver, "/a", rate_limit=10, max_in_flight=100)
+        publish_to(org, "/a", 15)
+        assert deliver_due(concurrency=20) == 15
+        arrivals = sorted(r.at for r in receiver.to("/a"))
+        assert most_in_any_second(arrivals) <= 10
+        assert arrivals[-1] - arrivals[0] >= 14 * 0.1
+
+
+def most_in_any_second(arrivals: list[float]) -> int:
+    """The largest number of arrivals in any half-open one-second window."""
+    best, start = 0, 0
+    for end, at in enumerate(arrivals):
+        while at - arrivals[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_most_in_any_second_slides_the_window():
+    assert most_in_any_second([0.0, 0.5, 0.99, 1.0, 1.2]) == 4  # [0.5, 1.5)
+    assert most_in_any_second([0.0, 0.5, 0.99, 1.5, 1.6]) == 3
+    assert most_in_any_second([0.0, 1.0, 2.0]) == 1
+    assert most_in_any_second([0.1, 0.2, 0.3, 1.25]) == 3
+
+
+class TestOrdered:
+    @pytest.fixture
+    def ordered(self, org, receiver):
+        return hook(org, receiver, "/o", ordered=True, max_in_flight=1)
+
+    def pending_ids(self, webhook):
+        return list(
+            Delivery.objects.filter(webhook=webhook).order_by("id").values_list("id", flat=True)
+        )
+
+    def test_only_the_oldest_unfinished_delivery_is_claimed(self, org, ordered):
+        publish_to(org, "/o", 3)
+        first, *_ = self.pending_ids(ordered)
+        (claimed,) = dispatch.claim(10)
+        assert claimed.delivery_id == first
+        assert dispatch.claim(10) == []
+
+    def test_a_failing_delivery_holds_the_later_ones_until_it_ends(self, org, receiver, ordered):
+        receiver.script("/o", Answer(status=500))
+        publish_to(org, "/o", 3)
+        first, second, _ = self.pending_ids(ordered)
+        (claimed,) = dispatch.claim(10)
+        dispatch.record([dispatch.attempt(claimed)])
+        # Its retry is 5 s away: the later ones are due, and wait.
+        assert Delivery.objects.get(pk=first).status == "pending"
+        assert dispatch.claim(10) == []
+        Delivery.objects.filter(pk=first).update(next_attempt_at=timezone.now())
+        lanes.wake([ordered.pk])
+        (again,) = dispatch.claim(10)
+        assert again.delivery_id == first and again.attempt_number == 2
+        dispatch.record([dispatch.attempt(again)])
+        (then,) = dispatch.claim(10)
+        assert then.delivery_id == second
+
+    def test_a_manual_retry_of_a_later_delivery_does_not_jump_the_queue(
+        self, org, receiver, ordered
+    ):
+        receiver.script("/o", Answer(status=500))
+        publish_to(org, "/o", 2)
+        first, second = self.pending_ids(ordered)
+        dispatch.record([dispatch.attempt(c) for c in dispatch.claim(10)])
+        actions.retry_delivery(Delivery.objects.get(pk=second))
+        assert dispatch.claim(10) == []  # the first still waits for its retry
+
+    def test_pausing_and_resuming_keep_the_order(self, org, ordered):
+        publish_to(org, "/o", 3)
+        first, *_ = self.pending_ids(ordered)
+        actions.pause_webhook(ordered)
+        assert dispatch.claim(10) == []
+        actions.resume_webhook(ordered)
+        (claimed,) = dispatch.claim(10)
+        assert claimed.delivery_id == first
+
+    def test_the_dispatcher_delivers_in_publish_order(self, org, receiver, ordered):
+        receiver.script("/o", Answer(status=200), Answer(status=500), Answer(status=200))
+        publish_to(org, "/o", 4)
+        deliver_due()
+        Delivery.objects.filter(webhook=ordered, status="pending").update(
+            next_attempt_at=timezone.now()
+        )
+        lanes.wake([ordered.pk])
+        deliver_due()
+        order = [int(r.body.split(b'"i":')[1].split(b"}")[0]) for r in receiver.to("/o")]
+        assert order == [0, 1, 1, 2, 3]
+
+
+class TestLanes:
+    def test_the_sweeper_wakes_a_lane_that_missed_its_wake_up(self, org, receiver):
+        webhook = hook(org, receiver, "/a")
+        publish_to(org, "/a", 2)
+        Lane.objects.filter(webhook=webhook).update(due_at=None)
+        assert dispatch.claim(10) == []
+        assert lanes.repair() == 1
+        assert len(dispatch.claim(10)) == 2
+        assert lanes.repair() == 0  # nothing claimable is left behind now
+
+    def test_a_missing_lane_is_created(self, org, receiver):
+        webhook = hook(org, receiver, "/a")
+        publish_to(org, "/a", 1)
+        Lane.objects.filter(webhook=webhook).delete()
+        assert lanes.repair() == 1
+        assert len(dispatch.claim(10)) == 1
+
+    def test_an_expired_lease_wakes_its_lane(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 1)
+        (claimed,) = dispatch.claim(10)
+        Delivery.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+        Lane.objects.filter(webhook=webhook).update(due_at=None)
+        assert claiming.release_expired_claims() == 1
+        (again,) = dispatch.claim(10)
+        assert again.delivery_id == claimed.delivery_id
+
+    def test_a_paused_webhooks_lane_is_parked(self, org, receiver):
+        webhook = hook(org, receiver, "/a")
+        publish_to(org, "/a", 1)
+        actions.pause_webhook(webhook)
+        assert Lane.objects.get(webhook=webhook).due_at is None
+        assert not claiming.due_exists()
+
+
+# --- the fields, through the API and the dashboard ------------------------------
+
+
+WEBHOOKS = "/api/v1/webhooks"
+
+
+def create(api, **fields):
+    return api.post(WEBHOOKS, {"url": "https://example.com/h", "events": ["*"], **fields})
+
+
+class TestFields:
+    def test_defaults(self, api):
+        body = create(api).json()
+        assert (body["max_in_flight"], body["rate_limit"], body["ordered"]) == (10, None, False)
+
+    def test_set_on_create_and_update(self, api):
+        body = create(api, max_in_flight=3, rate_limit=20).json()
+        assert (body["max_in_flight"], body["rate_limit"]) == (3, 20)
+        patched = api.patch(f"{WEBHOOKS}/{body['id']}", {"rate_limit": None, "ordered": True})
+        assert patched.status_code == 200, patched.content
+        out = patched.json()
+        assert (out["max_in_flight"], out["rate_limit"], out["ordered"]) == (1, None, True)
+        assert api.get(f"{WEBHOOKS}/{body['id']}").json()["ordered"] is True
+
+    def test_ordered_webhooks_send_one_at_a_time(self, api):
+        assert create(api, ordered=True).json()["max_in_flight"] == 1
+        error_of(create(api, ordered=True, max_in_flight=5), 422, "invalid", "max_in_flight")
+
+    @pytest.mark.parametrize(
+        "field, value",
+        [
+            ("max_in_flight", 0),
+            ("max_in_flight", 101),
+            ("max_in_flight", "5"),
+            ("rate_limit", 0),
+            ("rate_limit", 1001),
+            ("rate_limit", "5"),
+            ("ordered", "yes"),
+            ("ordered", 1),
+        ],
+    )
+    def test_bad_values_are_refused_and_change_nothing(self, api, field, value):
+        webhook_id = create(api, max_in_flight=4, rate_limit=9).json()["id"]
+        before = Webhook.objects.values().get(public_id=webhook_id)
+        error_of(create(api, **{field: value}), 422, "invalid", field)
+        error_of(api.patch(f"{WEBHOOKS}/{webhook_id}", {field: value}), 422, "invalid", field)
+        assert Webhook.objects.values().get(public_id=webhook_id) == before
+        assert Webhook.objects.count() == 1
+
+    def test_an_ordered_webhook_refuses_a_wider_cap(self, api):
+        webhook_id = create(api, ordered=True).json()["id"]
+        error_of(
+            api.patch(f"{WEBHOOKS}/{webhook_id}", {"max_in_flight": 2}),
+            422,
+            "invalid",
+            "max_in_flight",
+        )
+        assert Webhook.objects.get(public_id=webhook_id).max_in_flight == 1
+
+
+def test_no_query_depends_on_the_sqlite_text_of_times(org, receiver):
+    """Lanes are written with raw SQL: their times must compare with the ORM's."""
+    webhook = hook(org, receiver, "/a")
+    publish_to(org, "/a", 1)
+    due_at = Lane.objects.get(webhook=webhook).due_at
+    assert Lane.objects.filter(due_at__lte=timezone.now(), webhook=webhook).exists()
+    assert due_at <= timezone.now()
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CAST(due_at AS TEXT) FROM deliveries_lane")
+            (raw,) = cursor.fetchone()
+        assert "+" not in raw
+
+
+class TestWebhookPage:
+    @pytest.fixture
+    def browser(self, client, org):
+        client.force_login(MembershipFactory(organization=org, role=Membership.Role.ADMIN).user)
+        return client
+
+    def test_it_shows_the_requests_in_flight_and_what_holds_the_rest(self, browser, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=2, rate_limit=3)
+        publish_to(org, "/a", 5)
+        dispatch.claim(10)  # two go out at once (the rate allows 2 in the horizon)
+        page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
+        assert "up to 2 at once, at most 3/s" in page
+        assert re.search(r'id="in-flight">2 of 2 now', page)
+        assert "3 due, waiting for a free slot" in page
+
+        Delivery.objects.update(claimed_until=None)
+        page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
+        assert re.search(r'id="in-flight">0 of 2 now', page)
+        assert "The rate limit is holding 5 due deliveries back." in page
+
+    def test_the_form_sets_pace_and_order(self, browser, org):
+        response = browser.post(
+            "/webhooks/new/",
+            {
+                "url": "https://example.com/h",
+                "patterns": "*",
+                "timeout_seconds": "10",
+                "max_attempts": "5",
+                "max_in_flight": "7",
+                "rate_limit": "",
+                "ordered": "on",
+                "signature_header": "X-Webhook-Signature",
+            },
+        )
+        assert response.status_code == 302, response.content
+        webhook = Webhook.objects.get(organization=org)
+        assert (webhook.max_in_flight, webhook.rate_limit, webhook.ordered) == (1, None, True)
+
+    @pytest.mark.parametrize(
+        "field, value", [("max_in_flight", "0"), ("max_in_flight", "101"), ("rate_limit", "1001")]
+    )
+    def test_the_form_names_a_bad_value(self, browser, org, field, value):
+        data = {
+            "url": "https://example.com/h",
+            "patterns": "*",
+            "timeout_seconds": "10",
+            "max_attempts": "5",
+            "max_in_flight": "10",
+            "signature_header": "X-Webhook-Signature",
+            field: value,
+        }
+        response = browser.post("/webhooks/new/", data)
+        assert response.status_code == 200
+        assert field in response.context["form"].errors
+        assert not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_in_flight": 101}, "max_in_flight"),
+        ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": 1001}, "rate_limit"),
+        ({"ordered": True, "max_in_flight": 5}, "max_in_flight"),
+    ],
+)
+def test_django_admin_validates_the_fields_as_the_api_does(org, fields, field):
+    """The admin's form runs the model's validation (full_clean)."""
+    webhook = Webhook(organization=org, url="https://example.com/h", event_patterns=["*"], **fields)
+    with pytest.raises(ValidationError) as error:
+        webhook.full_clean()
+    assert field in error.value.message_dict
