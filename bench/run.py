@@ -18,7 +18,7 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
   h  noisy neighbour: one organization's 10 s endpoint with 1,000 due
      deliveries, another's healthy one getting 40 events at 20/s: the healthy
      one's wait p50/p99/max, the slow one's requests in flight (bench/fairness.py)
-  i  claim(100) with 10,000 webhooks and 1,000,000 due deliveries, against 10
+  i  claim(100) with 10,000 webhooks and 1,000,000 due deliveries, against 100
      webhooks with 1,000 (bench/fairness.py)
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the

@@ -52,6 +52,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deliveries import lanes
+from deliveries.lanes import DELIVERIES, LANES
 from deliveries.models import Delivery, Event, Lane
 from webhooks.models import Webhook
 
@@ -185,6 +186,13 @@ def pressure(webhook: Webhook, now: datetime | None = None) -> Pressure:
     return Pressure(flying, cap, waiting, held_by)
 
 
+class Claim(list):
+    """The deliveries a claim took; `more_due` says that some lane it
+    looked at still has due deliveries it left (a sign for another worker)."""
+
+    more_due: bool = False
+
+
 @dataclass
 class LanePlan:
     """One lane in one claim: what it may take and what it took."""
@@ -206,7 +214,15 @@ class LanePlan:
         if self.drained:
             return 0
         room = self.cap_room if self.rate_room is None else min(self.cap_room, self.rate_room)
+        # Half its cap at most per claim: with several workers, one webhook's
+        # traffic is shared between them (between their CPUs), not left to
+        # whichever claimed first.
+        room = min(room, math.ceil(self.cap / 2))
         return room - len(self.taken)
+
+    @property
+    def cap(self) -> int:
+        return 1 if self.webhook.ordered else self.webhook.max_in_flight
 
     def spacing(self) -> timedelta:
         return timedelta(seconds=RATE_SPACING_MARGIN / self.webhook.rate_limit)
@@ -238,32 +254,80 @@ def deal(plans: list[LanePlan], slots: int) -> None:
 _COLUMNS = ("id", "event_id", "attempts", "next_trigger", "public_id")
 
 
-def _take(plan: LanePlan, now: datetime) -> None:
-    """The lane's share of its due deliveries, oldest first."""
-    webhook = plan.webhook
-    if webhook.ordered:
-        head = (
-            Delivery.objects.filter(webhook_id=webhook.pk, status=Delivery.Status.PENDING)
-            .order_by("id")
-            .values_list(*_COLUMNS, "next_attempt_at", "claimed_until")
-            .first()
-        )
-        plan.head = head
-        if head is None or plan.share < 1:
-            return
-        *row, due, leased = head
-        if due is not None and due <= now and (leased is None or leased < now):
-            plan.taken = [tuple(row)]
+def _heads(plans: list[LanePlan]) -> None:
+    """Each ordered webhook's oldest unfinished delivery, in one statement
+    on PostgreSQL (a lateral index probe per webhook), one query each on
+    SQLite. The claimer holds their lanes, so no other claimer moves them."""
+    if not plans:
         return
-    more = list(
-        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(_claimable(now), webhook_id=webhook.pk)
-        .exclude(id__in=[row[0] for row in plan.taken])
-        .order_by("next_attempt_at", "id")
-        .values_list(*_COLUMNS)[: plan.share]
-    )
-    plan.taken += more
-    plan.drained = len(more) < plan.share
+    columns = (*_COLUMNS, "next_attempt_at", "claimed_until")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT v.w, {', '.join('d.' + c for c in columns)} "
+                "FROM unnest(%s::bigint[]) AS v(w) CROSS JOIN LATERAL ("
+                f"SELECT {', '.join(columns)} FROM {DELIVERIES} "
+                "WHERE webhook_id = v.w AND status = 'pending' ORDER BY id LIMIT 1) d",
+                [[p.webhook.pk for p in plans]],
+            )
+            heads = {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+    else:
+        heads = {}
+        for plan in plans:
+            head = (
+                Delivery.objects.filter(webhook_id=plan.webhook.pk, status=Delivery.Status.PENDING)
+                .order_by("id")
+                .values_list(*columns)
+                .first()
+            )
+            if head is not None:
+                heads[plan.webhook.pk] = head
+    for plan in plans:
+        plan.head = heads.get(plan.webhook.pk)
+
+
+def _take(plans: list[LanePlan], now: datetime) -> None:
+    """Each lane's share of its due deliveries, oldest first, locked (SKIP
+    LOCKED: a row another transaction is changing is left for later). One
+    statement on PostgreSQL (a lateral index range per webhook), one query
+    per lane on SQLite, where it costs no round trip."""
+    if connection.vendor == "postgresql":
+        taken_before = [row[0] for plan in plans for row in plan.taken]
+        at = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT v.w, {', '.join('d.' + c for c in _COLUMNS)} "
+                "FROM unnest(%s::bigint[], %s::int[]) AS v(w, k) CROSS JOIN LATERAL ("
+                f"SELECT {', '.join(_COLUMNS)}, next_attempt_at FROM {DELIVERIES} "
+                "WHERE webhook_id = v.w AND status = 'pending' AND next_attempt_at <= %s "
+                "AND (claimed_until IS NULL OR claimed_until < %s) AND NOT (id = ANY(%s)) "
+                "ORDER BY next_attempt_at, id LIMIT v.k FOR UPDATE SKIP LOCKED) d "
+                "ORDER BY v.w, d.next_attempt_at, d.id",
+                [
+                    [p.webhook.pk for p in plans],
+                    [p.share for p in plans],
+                    at,
+                    at,
+                    taken_before,
+                ],
+            )
+            more: dict[int, list[tuple]] = defaultdict(list)
+            for webhook_id, *row in cursor.fetchall():
+                more[webhook_id].append(tuple(row))
+    else:
+        more = {
+            plan.webhook.pk: list(
+                Delivery.objects.filter(_claimable(now), webhook_id=plan.webhook.pk)
+                .exclude(id__in=[row[0] for row in plan.taken])
+                .order_by("next_attempt_at", "id")
+                .values_list(*_COLUMNS)[: plan.share]
+            )
+            for plan in plans
+        }
+    for plan in plans:
+        got = more.get(plan.webhook.pk, [])
+        plan.taken += got
+        plan.drained = len(got) < plan.share
 
 
 # Rounds of dealing: the slots a lane could not use (it had fewer due
@@ -276,11 +340,10 @@ def _next_retries(webhook_ids: list[int], now: datetime) -> dict[int, datetime |
     probe per webhook)."""
     if not webhook_ids:
         return {}
-    table = Delivery._meta.db_table
     values = ", ".join(["(%s)"] * len(webhook_ids))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT v.column1, (SELECT d.next_attempt_at FROM {table} d "
+            f"SELECT v.column1, (SELECT d.next_attempt_at FROM {DELIVERIES} d "
             f"WHERE d.webhook_id = v.column1 AND d.status = 'pending' "
             f"AND d.next_attempt_at > %s ORDER BY d.next_attempt_at LIMIT 1) "
             f"FROM (VALUES {values}) AS v",
@@ -312,8 +375,7 @@ def _next_due(plan: LanePlan, now: datetime, next_retry: datetime | None) -> dat
     elif plan.drained:
         return next_retry  # drained of due deliveries
     # It took all it was dealt: what stopped it?
-    cap = 1 if webhook.ordered else webhook.max_in_flight
-    if plan.in_flight + taken >= cap:
+    if plan.in_flight + taken >= plan.cap:
         return lease_end  # at its cap: a record frees a slot and wakes the lane
     if plan.rate_room is not None and taken >= plan.rate_room:
         return plan.rate_next_at - RATE_HORIZON  # its next start comes into the horizon
@@ -324,49 +386,58 @@ def lease_margin() -> int:
     return settings.HERALD_LEASE_MARGIN_SECONDS
 
 
-def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
+def claim(limit: int, now: datetime | None = None) -> Claim:
     """Take up to `limit` due deliveries for this worker, fairly (see above)."""
     now = now or timezone.now()
     if limit < 1:
-        return []
+        return Claim()
     with transaction.atomic():
+        # The due index alone (no join): lanes of webhooks paused or
+        # disabled meanwhile are parked below, when their webhook is read.
         lane_rows = list(
-            Lane.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(due_at__lte=now, webhook__status=Webhook.Status.ACTIVE)
-            .order_by("due_at", "webhook_id")
+            Lane.objects.select_for_update(skip_locked=True)
+            .filter(due_at__lte=now)
+            .order_by("due_at")
             .values_list("webhook_id", "rate_next_at")[:limit]
         )
         if not lane_rows:
-            return []
+            return Claim()
         webhooks = {
             w.id: w
             for w in Webhook.objects.filter(id__in=[r[0] for r in lane_rows]).select_related(
                 "organization"
             )
         }
+        parked = [w for w, _ in lane_rows if webhooks[w].status != Webhook.Status.ACTIVE]
+        if parked:
+            Lane.objects.filter(webhook_id__in=parked).update(due_at=None)
         flying = in_flight(list(webhooks), now)
         plans = []
         for webhook_id, rate_next_at in lane_rows:
             webhook = webhooks[webhook_id]
+            if webhook_id in parked:
+                continue
             plan = LanePlan(webhook, rate_next_at, in_flight=flying[webhook_id])
-            cap = 1 if webhook.ordered else webhook.max_in_flight
-            plan.cap_room = max(0, cap - plan.in_flight)
+            plan.cap_room = max(0, plan.cap - plan.in_flight)
             if webhook.rate_limit:
                 plan.rate_room = rate_room(plan, now)
             plans.append(plan)
-        for plan in plans:
-            if plan.webhook.ordered:
-                plan.drained = True  # one at most: dealt and taken here, once
-                plan.share = 1 if plan.cap_room and plan.rate_room != 0 else 0
-                _take(plan, now)
+        ordered = [p for p in plans if p.webhook.ordered]
+        _heads(ordered)
+        for plan in ordered:
+            plan.drained = True  # one at most, decided here
+            if plan.head is None or not plan.cap_room or plan.rate_room == 0:
+                continue
+            *row, due, leased = plan.head
+            if due is not None and due <= now and (leased is None or leased < now):
+                plan.taken = [tuple(row)]
         free = limit - sum(len(p.taken) for p in plans)
         for _ in range(DEAL_ROUNDS):
             deal(plans, free)
             dealt = [p for p in plans if p.share]
             if not dealt:
                 break
-            for plan in dealt:
-                _take(plan, now)
+            _take(dealt, now)
             free = limit - sum(len(p.taken) for p in plans)
 
         claimed_rows: list[tuple[LanePlan, tuple, float]] = []
@@ -378,31 +449,35 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
                 if plan.rate_room is not None:
                     not_before = start + index * plan.spacing()
                     plan.rate_next_at = not_before + plan.spacing()
-                lease = not_before + timedelta(
-                    seconds=plan.webhook.timeout_seconds + lease_margin()
+                # Whole seconds, rounded up: the deliveries of a claim share a
+                # few lease ends, one statement each.
+                lease_seconds = math.ceil(
+                    not_before.timestamp() + plan.webhook.timeout_seconds + lease_margin()
                 )
-                leases[lease].append(row[0])
+                leases[datetime.fromtimestamp(lease_seconds, UTC)].append(row[0])
                 claimed_rows.append((plan, row, not_before.timestamp()))
-        for lease, ids in leases.items():
-            Delivery.objects.filter(id__in=ids).update(claimed_until=lease)
-
         drained = [p.webhook.pk for p in plans if not p.webhook.ordered and p.drained]
         next_retries = _next_retries(drained, now)
-        updates = sorted(
-            (
-                plan.webhook.pk,
-                _next_due(plan, now, next_retries.get(plan.webhook.pk)),
-                plan.rate_next_at,
-            )
+        adapt = connection.ops.adapt_datetimefield_value
+        for lease, ids in sorted(leases.items()):
+            Delivery.objects.filter(id__in=ids).update(claimed_until=lease)
+        next_due = {
+            plan.webhook.pk: _next_due(plan, now, next_retries.get(plan.webhook.pk))
             for plan in plans
-        )
-        Lane.objects.bulk_update(
-            [Lane(webhook_id=w, due_at=due, rate_next_at=rate) for w, due, rate in updates],
-            ["due_at", "rate_next_at"],
-        )
+        }
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {LANES} SET due_at = %s, rate_next_at = %s WHERE webhook_id = %s",
+                [
+                    (adapt(next_due[plan.webhook.pk]), adapt(plan.rate_next_at), plan.webhook.pk)
+                    for plan in sorted(plans, key=lambda p: p.webhook.pk)
+                ],
+            )
 
+    result = Claim()
+    result.more_due = any(due is not None and due <= now for due in next_due.values())
     if not claimed_rows:
-        return []
+        return result
     events = {
         e.id: e
         for e in Event.objects.filter(id__in={row[1] for _, row, _ in claimed_rows}).only(
@@ -410,7 +485,7 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
         )
     }
     targets = {plan.webhook.pk: _target(plan.webhook, now) for plan in plans if plan.taken}
-    return [
+    result.extend(
         Claimed(
             delivery_id=delivery_id,
             attempt_number=attempts + 1,
@@ -424,7 +499,8 @@ def claim(limit: int, now: datetime | None = None) -> list[Claimed]:
             not_before=not_before,
         )
         for plan, (delivery_id, event_id, attempts, trigger, public_id), not_before in claimed_rows
-    ]
+    )
+    return result
 
 
 def _target(webhook: Webhook, now: datetime) -> Target:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 RECORD_BATCH = 50
 RECORD_EVERY_SECONDS = 0.05
 # With requests in flight and nothing claimed last time, look again this often.
-IDLE_CLAIM_EVERY_SECONDS = 0.2
+IDLE_CLAIM_EVERY_SECONDS = 0.05
 # With nothing in flight, wait for a lane due within this long instead of ending.
 LINGER_SECONDS = 1.0
 
@@ -395,8 +395,9 @@ def run(
     """Claim, send and record until nothing is due (or `max_seconds` passed),
     keeping up to `concurrency` requests in flight. Returns the attempts made.
 
-    `on_full_claim` is called when a claim filled every free slot, a sign
-    that more work is waiting for another worker to share.
+    `on_full_claim` is called when a claim filled every free slot or left
+    due deliveries behind, a sign that more work is waiting for another
+    worker to share.
     """
     concurrency = concurrency or settings.HERALD_WORKER_CONCURRENCY
     max_seconds = settings.HERALD_DISPATCH_MAX_SECONDS if max_seconds is None else max_seconds
@@ -419,7 +420,7 @@ def run(
         if in_flight and free < refill_at_free:
             return
         claimed = claim(free)
-        if claimed and len(claimed) == free and on_full_claim:
+        if claimed and (len(claimed) == free or claimed.more_due) and on_full_claim:
             on_full_claim()
         for item in claimed:
             in_flight[pool.submit(attempt, item)] = item

@@ -43,8 +43,9 @@ class TestCapsAndSharing:
         quick = hook(org, receiver, "/b")
         publish_to(org, "/a", 10)
         publish_to(org, "/b", 3)
-        claimed = dispatch.claim(50)
-        assert claimed_by_webhook(claimed) == {slow.pk: 2, quick.pk: 3}
+        # One claim takes half a cap at most (several workers share a webhook).
+        assert claimed_by_webhook(dispatch.claim(50)) == {slow.pk: 1, quick.pk: 3}
+        assert claimed_by_webhook(dispatch.claim(50)) == {slow.pk: 1}
         # The rest of /a waits for a free slot: nothing more to claim now.
         assert dispatch.claim(50) == []
         assert claiming.in_flight([slow.pk, quick.pk]) == {slow.pk: 2, quick.pk: 3}
@@ -348,7 +349,8 @@ class TestWebhookPage:
     def test_it_shows_the_requests_in_flight_and_what_holds_the_rest(self, browser, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=2, rate_limit=3)
         publish_to(org, "/a", 5)
-        dispatch.claim(10)  # two go out at once (the rate allows 2 in the horizon)
+        dispatch.claim(10)  # one, then another: two in flight, its cap
+        dispatch.claim(10)
         page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
         assert "up to 2 at once, at most 3/s" in page
         assert re.search(r'id="in-flight">2 of 2 now', page)

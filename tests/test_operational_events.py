@@ -196,7 +196,10 @@ class TestHotPath:
         )
         for i in range(count):
             publish(org, "person.created", {"i": i})
-        return [dispatch.attempt(c) for c in dispatch.claim(count)]
+        claimed = []
+        while len(claimed) < count:  # a claim takes half a webhook's cap at most
+            claimed += dispatch.claim(count - len(claimed))
+        return [dispatch.attempt(c) for c in claimed]
 
     @pytest.mark.parametrize("count", [5, 100])
     def test_a_batch_of_successes_costs_what_it_did(
