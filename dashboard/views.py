@@ -123,16 +123,14 @@ def webhook_detail(request, webhook_id):
         window = "24h"
     span, step = queries.CHART_WINDOWS[window]
     points = metrics.series([webhook.pk], now - span, now, step)[webhook.pk]
-    if span == queries.OVERVIEW_WINDOW:
-        stats = metrics.combine(points)  # the chart already read the tiles' 24 hours
-    else:
-        stats = metrics.window_stats([webhook.pk], now - queries.OVERVIEW_WINDOW)[webhook.pk]
+    stats = metrics.combine(points)  # the tiles follow the chart: the same buckets
     label = "%H:%M" if span <= queries.OVERVIEW_WINDOW else "%b %d"
     context = {
         "webhook": webhook,
         "stats": stats,
         "chart": charts.webhook_chart(points, label_format=label),
         "chart_window": window,
+        "window_label": queries.WINDOW_LABELS[window],
         "chart_windows": list(queries.CHART_WINDOWS),
         "log": queries.delivery_log(webhook, _log_filters(request), now),
         "event_types": _event_types(request.organization),

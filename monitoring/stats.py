@@ -112,6 +112,10 @@ class WindowStats:
     def success_rate(self) -> float | None:
         return self.succeeded_attempts / self.attempts if self.attempts else None
 
+    @property
+    def failed_attempts(self) -> int:
+        return self.attempts - self.succeeded_attempts
+
 
 def stats_from_sums(sums: dict[str, int]) -> WindowStats:
     """The figures of a window from its summed counters."""

@@ -34,7 +34,10 @@ against what was published and what the receivers saw:
   - duplicates (requests the receiver saw that Herald has no record of, and
     deliveries answered 2xx more than once) are counted and reported.
 
-It prints the table and exits 1 on any violation. Logs: var/soak/.
+It prints the table, the faults it applied and their timeline, and exits 1
+on any violation, and also when a planned fault was not applied (a kill
+that found no process, a restart that raised, one publishing ended before)
+or a publish was given up. Logs: var/soak/.
 """
 
 from __future__ import annotations
@@ -105,6 +108,9 @@ HOOKS = (
     HookSpec("slow", "/slow", ("*",), "200 after 0.5-1.5 s (timeout 2 s)"),
     HookSpec("ops", "/ops", (EXHAUSTED,), f"200 at once, {EXHAUSTED} only"),
 )
+
+# A publish retried (same idempotency key) this long while the database is away.
+PUBLISH_GIVE_UP_SECONDS = 30
 
 _t0 = time.monotonic()
 
@@ -402,8 +408,21 @@ class Faults:
     redis_flushes: int = 0
     postgres_restarts: int = 0
     postgres_down_seconds: float = 0.0
-    failed: list[str] = field(default_factory=list)
+    planned: int = 0
+    failed: list[str] = field(default_factory=list)  # raised while being applied
+    missed: list[str] = field(default_factory=list)  # found nothing to act on, or not reached
     timeline: list[str] = field(default_factory=list)
+
+    @property
+    def applied(self) -> int:
+        return (
+            self.worker_kills
+            + self.pool_kills
+            + self.scheduler_kills
+            + self.redis_restarts
+            + self.redis_flushes
+            + self.postgres_restarts
+        )
 
 
 def plan_faults(rng: random.Random, duration: float) -> list[tuple[float, str]]:
@@ -433,7 +452,7 @@ class Chaos(threading.Thread):
         super().__init__(name="chaos", daemon=True)
         self.plan, self.fleet, self.redis, self.postgres = plan, fleet, redis_server, postgres
         self.rng, self.start_at = rng, start
-        self.faults = Faults()
+        self.faults = Faults(planned=len(plan))
         self.stop_faults = threading.Event()
         self.stop_all = threading.Event()
 
@@ -447,29 +466,41 @@ class Chaos(threading.Thread):
             self.fleet.supervise()
             now = time.monotonic() - self.start_at
             while pending and pending[0][0] <= now and not self.stop_faults.is_set():
-                _, action = pending.pop(0)
+                at, action = pending.pop(0)
                 try:
                     getattr(self, action)()
                 except Exception as exc:  # report it, keep going
-                    self.faults.failed.append(f"{action}: {exc}")
+                    self.faults.failed.append(f"+{at:5.1f}s {action}: {exc}")
                     log(f"fault {action} failed: {exc}")
             self.stop_all.wait(0.2)
+        # Planned but never applied: publishing ended first.
+        self.faults.missed += [f"+{at:5.1f}s {action}: not reached" for at, action in pending]
+
+    def miss(self, action: str, why: str) -> None:
+        self.faults.missed.append(f"+{time.monotonic() - self.start_at:5.1f}s {action}: {why}")
+        log(f"fault {action} not applied: {why}")
 
     def kill_worker(self) -> None:
         pid = self.fleet.kill_random_worker(self.rng)
-        if pid:
-            self.faults.worker_kills += 1
-            self.note(f"SIGKILL worker process {pid}")
+        if not pid:
+            self.miss("kill_worker", "no worker process to kill")
+            return
+        self.faults.worker_kills += 1
+        self.note(f"SIGKILL worker process {pid}")
 
     def kill_pool(self) -> None:
-        if self.fleet.kill("worker"):
-            self.faults.pool_kills += 1
-            self.note("SIGKILL the whole worker pool (parent and workers)")
+        if not self.fleet.kill("worker"):
+            self.miss("kill_pool", "the worker pool was not running")
+            return
+        self.faults.pool_kills += 1
+        self.note("SIGKILL the whole worker pool (parent and workers)")
 
     def kill_scheduler(self) -> None:
-        if self.fleet.kill("scheduler"):
-            self.faults.scheduler_kills += 1
-            self.note("SIGKILL the scheduler")
+        if not self.fleet.kill("scheduler"):
+            self.miss("kill_scheduler", "the scheduler was not running")
+            return
+        self.faults.scheduler_kills += 1
+        self.note("SIGKILL the scheduler")
 
     def restart_redis(self) -> None:
         self.note("Redis: stop (SIGTERM; no persistence, so everything in it is gone)")
@@ -590,6 +621,26 @@ class Check:
     ok: bool
     detail: str
     examples: list[str] = field(default_factory=list)
+
+
+def run_checks(faults: Faults, stats: PublishStats) -> list[Check]:
+    """The verdict on the run itself, beside the reconciliation of what it
+    left: a soak whose faults did not happen, or that gave a publish up,
+    proves nothing, and fails."""
+    return [
+        Check(
+            "every planned fault was applied",
+            faults.applied == faults.planned and not faults.failed and not faults.missed,
+            f"{faults.applied} of {faults.planned}",
+            faults.failed + faults.missed,
+        ),
+        Check(
+            "no publish was given up",
+            not stats.abandoned,
+            f"{len(stats.abandoned)} given up after {PUBLISH_GIVE_UP_SECONDS} s of retries",
+            stats.abandoned[:5],
+        ),
+    ]
 
 
 def read_records(path: Path) -> list[tuple[float, str, str, str, int]]:
@@ -875,6 +926,9 @@ def setup_webhooks(receiver_port: int):
             event_patterns=list(spec.patterns),
             timeout_seconds=spec.timeout,
             max_attempts=spec.max_attempts,
+            # The soak is about losing nothing, not about pacing: each
+            # endpoint may use every worker thread, as before webhooks had caps.
+            max_in_flight=100,
         )
     return organization
 
@@ -997,7 +1051,7 @@ def run(args: argparse.Namespace, cleanup: list) -> int:
         pause = start + seq / args.rate - now
         if pause > 0:
             time.sleep(pause)
-        publish_one(organization, seq, stats, give_up_after=30)
+        publish_one(organization, seq, stats, give_up_after=PUBLISH_GIVE_UP_SECONDS)
         seq += 1
         if time.monotonic() >= next_progress:
             next_progress += 10
@@ -1049,8 +1103,8 @@ def run(args: argparse.Namespace, cleanup: list) -> int:
         f"faults: {faults.worker_kills} worker SIGKILLs, {faults.pool_kills} whole-pool SIGKILL, "
         f"{faults.scheduler_kills} scheduler SIGKILL, {faults.redis_restarts} Redis restarts, "
         f"{faults.redis_flushes} FLUSHDB, {faults.postgres_restarts} PostgreSQL crash-restart "
-        f"({faults.postgres_down_seconds:.1f} s down)"
-        + (f"; faults that could not be applied: {faults.failed}" if faults.failed else "")
+        f"({faults.postgres_down_seconds:.1f} s down): {faults.applied} of {faults.planned} "
+        "planned faults applied"
     )
     print(
         "process exits the soak did not cause"
@@ -1083,6 +1137,7 @@ def run(args: argparse.Namespace, cleanup: list) -> int:
     print()
     for line in lines:
         print(line)
+    checks = [*checks, *run_checks(faults, stats)]
     print()
     width = max(len(c.name) for c in checks)
     for check in checks:
