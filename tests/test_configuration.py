@@ -9,6 +9,7 @@ from config.embedded_redis import EmbeddedRedis
 from config.env import env_bool, env_float_list, env_int, redis_url_with_db
 
 
+@pytest.mark.embedded
 def test_the_bundled_redis_server_starts_serves_and_stops(tmp_path):
     server = EmbeddedRedis(tmp_path / "redis")
     assert not server.is_running()
@@ -24,6 +25,7 @@ def test_the_bundled_redis_server_starts_serves_and_stops(tmp_path):
     assert not server.is_running()
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_sqlite_runs_in_wal_mode():
     if connection.vendor != "sqlite":

@@ -19,6 +19,9 @@ from tests.factories import MembershipFactory, WebhookFactory
 from tests.receiver import Answer
 from webhooks.models import Membership, Webhook
 
+# Also run on the embedded defaults (SQLite, the bundled Redis) by .ci/run.
+pytestmark = pytest.mark.embedded
+
 
 def hook(org, receiver, path, **fields) -> Webhook:
     fields.setdefault("event_patterns", [f"{path.strip('/')}.*"])

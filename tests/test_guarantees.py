@@ -22,6 +22,9 @@ from tests.factories import MembershipFactory, OrganizationFactory, WebhookFacto
 from tests.receiver import Answer
 from webhooks.models import Membership, Webhook
 
+# Also run on the embedded defaults (SQLite, the bundled Redis) by .ci/run.
+pytestmark = pytest.mark.embedded
+
 # --- claiming --------------------------------------------------------------------
 
 

@@ -16,6 +16,9 @@ from deliveries.models import Delivery, DeliveryAttempt, Event
 from monitoring.models import Alert, AlertRule, StatsTotals, WebhookStats
 from webhooks.models import ApiKey, EventType, Membership, Organization, Webhook
 
+# Also run on the embedded defaults (SQLite, the bundled Redis) by .ci/run.
+pytestmark = pytest.mark.embedded
+
 # The last migrations before the layout of one app per concern.
 OLD_LAYOUT = {
     "webhooks": "0002_webhook_failed_delivery_streak",

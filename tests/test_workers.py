@@ -24,6 +24,7 @@ def all_succeeded():
     return Delivery.objects.exists() and not Delivery.objects.exclude(status="succeeded").exists()
 
 
+@pytest.mark.embedded
 def test_a_published_event_is_delivered_by_a_worker(processes, receiver):
     org = OrganizationFactory()
     WebhookFactory(organization=org, url=receiver.url())
