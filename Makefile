@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RECEIVER_PORT ?= 8001
 
-.PHONY: run test test-embedded lint format bench soak stop clean
+.PHONY: run test test-embedded lint format bench soak mutate stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,18 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
+
+$(VENV)/.mutate-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,mutate]'
+	touch $@
+
+# Mutation testing of the engine's critical modules with mutmut (outside CI;
+# about an hour on 2 cores, less when run again: results are cached in
+# mutants/ per function). Prints the figures, then every mutant that survived.
+mutate: $(VENV)/.mutate-installed
+	$(BIN)/mutmut run --max-children 2
+	@echo; echo "Surviving and timed-out mutants (mutmut show NAME for the diff):"
+	$(BIN)/mutmut results
 
 # A few minutes of events under faults (workers SIGKILLed, Redis and PostgreSQL
 # restarted) on a private PostgreSQL cluster and redis-server, then a
