@@ -10,7 +10,7 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
-from api.auth import ApiKeyAuth
+from api.auth import OrganizationAuth
 from api.errors import ErrorOut
 from api.pagination import get_by_public_id, page
 from api.parsing import StrictSchema
@@ -20,7 +20,7 @@ from webhooks import ids
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
 
-router = Router(auth=ApiKeyAuth())
+router = Router(auth=OrganizationAuth())
 
 Metric = Literal["failed_deliveries", "avg_latency_ms", "success_rate"]
 WINDOW = WINDOW_MINUTES_RANGE

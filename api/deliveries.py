@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from ninja import Query, Router, Schema, Status
 
-from api.auth import ApiKeyAuth
+from api.auth import OrganizationAuth
 from api.openapi import WITH_ID, WITH_QUERY, responses
 from api.pagination import get_by_public_id, page
 from api.parsing import IsoTime
@@ -15,7 +15,7 @@ from webhooks import ids, patterns
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
 
-router = Router(auth=ApiKeyAuth(), tags=["deliveries"])
+router = Router(auth=OrganizationAuth(), tags=["deliveries"])
 
 
 class DeliverySummaryOut(Schema):

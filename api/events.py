@@ -1,21 +1,22 @@
-"""Events API (SPEC §8): publish, read with its deliveries."""
+"""Events API (SPEC §8): publish one or a batch, read one with its deliveries."""
 
 import json
 from typing import Any
 
 from ninja import Field, Header, Router, Schema, Status
 
-from api.auth import ApiKeyAuth
+from api import ratelimit
+from api.auth import OrganizationAuth
 from api.deliveries import DeliverySummaryOut, delivery_summary
 from api.openapi import WITH_BODY, WITH_ID, responses
 from api.pagination import get_by_public_id
 from api.parsing import StrictSchema
 from deliveries.envelope import iso_millis
 from deliveries.models import Event
-from deliveries.publishing import publish
+from deliveries.publishing import BatchItem, Published, publish, publish_batch
 from webhooks.errors import InvalidInput
 
-router = Router(auth=ApiKeyAuth(), tags=["events"])
+router = Router(auth=OrganizationAuth(), tags=["events"])
 
 
 # ECMAScript, as JSON Schema patterns are: `$` is the end of the text.
@@ -56,8 +57,38 @@ class EventOut(Schema):
     deliveries: list[DeliverySummaryOut]
 
 
+class BatchIn(StrictSchema):
+    events: list[EventIn] = Field(
+        description="1 to 500 events; all are checked before any is stored",
+        min_length=1,
+        max_length=500,
+    )
+
+
+class BatchItemOut(PublishedOut):
+    duplicate: bool = Field(
+        description="true when its idempotency key was seen within 24 h (or earlier in the "
+        "batch): the first event, and nothing sent"
+    )
+
+
+class BatchOut(Schema):
+    items: list[BatchItemOut]
+
+
+def published_out(published: Published) -> dict:
+    event = published.event
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "deliveries": event.delivery_count,
+    }
+
+
 @router.post(
     "",
+    auth=OrganizationAuth(ratelimit.PUBLISH),
     response=responses({202: PublishedOut, 200: PublishedOut}, *WITH_BODY),
     summary="Publish an event to every subscribed webhook",
 )
@@ -84,14 +115,29 @@ def publish_event(
             )
         key = idempotency_key_header
     published = publish(request.organization, payload.type, payload.data, idempotency_key=key)
-    event = published.event
-    body = {
-        "id": event.public_id,
-        "type": event.type,
-        "timestamp": iso_millis(event.created_at),
-        "deliveries": event.delivery_count,
-    }
-    return Status((202 if published.created else 200), body)
+    return Status((202 if published.created else 200), published_out(published))
+
+
+@router.post(
+    "/batch",
+    auth=OrganizationAuth(ratelimit.PUBLISH),
+    response=responses({202: BatchOut}, *WITH_BODY),
+    summary="Publish up to 500 events at once, all or nothing",
+)
+def publish_batch_of_events(request, payload: BatchIn):
+    """Every event is checked before any is stored: one bad event refuses the
+    batch (422 naming it, e.g. `events.3.type`) and stores nothing. Then all
+    are written in one transaction. An idempotency key seen within 24 h, or
+    earlier in the same batch, answers with the first event (`duplicate`:
+    true) and sends nothing. Items answer in the order they were sent; the
+    body may be up to 8 MiB (each event's data at most 1 MiB)."""
+    published = publish_batch(
+        request.organization,
+        [BatchItem(e.type, e.data, e.idempotency_key) for e in payload.events],
+    )
+    return Status(
+        202, {"items": [published_out(p) | {"duplicate": not p.created} for p in published]}
+    )
 
 
 @router.get(

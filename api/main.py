@@ -9,8 +9,8 @@ import functools
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
-from api import alerts, deliveries, errors, events, openapi, webhooks
-from api.auth import ApiKeyAuth
+from api import alerts, deliveries, errors, events, openapi, organizations, webhooks
+from api.auth import OrganizationAuth
 from api.parsing import JsonOnlyParser
 from webhooks.errors import InvalidInput
 
@@ -22,6 +22,7 @@ OPERATION_ID_PREFIXES = {
     events.__name__: "deliveries_api",
     deliveries.__name__: "deliveries_api",
     alerts.__name__: "deliveries_alerts_api",
+    organizations.__name__: "organizations_api",
 }
 
 
@@ -80,10 +81,15 @@ api = HeraldAPI(
     version="1",
     description=(
         "Publish events and manage webhooks, deliveries and their attempts.\n\n"
-        "Authenticate with an organization API key: `Authorization: Bearer hk_…`. "
-        "Each key may make `HERALD_API_RATE_LIMIT` requests per "
-        "`HERALD_API_RATE_WINDOW_SECONDS` (600 a minute by default); answers carry "
-        "`X-RateLimit-Limit` and `X-RateLimit-Remaining`, and a 429 carries `Retry-After`.\n\n"
+        "Authenticate with an organization API key (`Authorization: Bearer hk_…`), or with "
+        "a platform key (`hp_…`) naming the organization to act for in the "
+        "`Herald-Organization` header (its `org_…` id or your external id); the "
+        "organizations and portal-session operations take a platform key only.\n\n"
+        "Each key has two rate limits per `HERALD_API_RATE_WINDOW_SECONDS` (a minute): "
+        "publishing (`HERALD_API_PUBLISH_RATE_LIMIT`, 12,000 a minute; platform keys "
+        "60,000) and everything else (`HERALD_API_RATE_LIMIT`, 1,200; platform keys 6,000). "
+        "Answers carry `X-RateLimit-Limit` and `X-RateLimit-Remaining`, and a 429 carries "
+        "`Retry-After`.\n\n"
         'Every error is `{"error": {"code": …, "message": …, "field": …}}`, `field` naming '
         "the offending parameter or body field when there is one. Lists are newest first "
         "and paginated: pass the `next_cursor` of one page as `cursor` to get the next; "
@@ -94,10 +100,11 @@ api = HeraldAPI(
     docs_url="/docs",
     parser=JsonOnlyParser(),
     # Every operation needs a key unless its router says otherwise.
-    auth=ApiKeyAuth(),
+    auth=OrganizationAuth(),
 )
 errors.install(api)
 api.add_router("/v1/webhooks", webhooks.router)
 api.add_router("/v1/events", events.router)
 api.add_router("/v1/deliveries", deliveries.router)
 api.add_router("/v1", alerts.router)
+api.add_router("/v1/organizations", organizations.router)

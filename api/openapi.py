@@ -14,8 +14,9 @@ from api.errors import ErrorOut
 ERROR_DESCRIPTIONS = {
     400: (
         "Malformed request: the body is not valid JSON, not a JSON object, or nested "
-        "deeper than 128 levels (`malformed_json`, `malformed`, `too_deep`), or a cursor "
-        "this API did not return (`invalid_cursor`)."
+        "deeper than 128 levels (`malformed_json`, `malformed`, `too_deep`), a cursor "
+        "this API did not return (`invalid_cursor`), or a platform key without the "
+        "`Herald-Organization` header (`organization_required`)."
     ),
     401: (
         "Missing, malformed, unknown or revoked API key (`unauthorized`); the answer "
@@ -23,13 +24,21 @@ ERROR_DESCRIPTIONS = {
     ),
     404: (
         "No object with this id in your organization (`not_found`). Another "
-        "organization's object reads exactly like one that does not exist."
+        "organization's object reads exactly like one that does not exist. With a "
+        "platform key, also: no organization by the `Herald-Organization` header's id."
     ),
     409: (
         "The object's state does not allow this (`conflict`, `field` names the state): "
         "the webhook is paused or disabled, or the delivery already succeeded."
     ),
-    413: "The request body, or the event's data, is larger than 1 MiB (`too_large`).",
+    403: (
+        "This operation needs a platform key (`forbidden`): organization keys act for their "
+        "own organization only."
+    ),
+    413: (
+        "The request body, or an event's data, is larger than 1 MiB; a batch's body, than "
+        "8 MiB (`too_large`)."
+    ),
     415: ("The body is not declared `Content-Type: application/json` (`unsupported_media_type`)."),
     422: (
         "A parameter or body field is missing, unknown, of the wrong type or invalid "
@@ -47,6 +56,10 @@ _NINJA_CODES_4XX = set(codes_4xx)
 ALWAYS = (401, 422, 429)
 # And these, by what the operation takes:
 WITH_ID = (404,)
+# A platform key acting for an organization: the header missing, or naming none.
+WITH_PLATFORM_KEY = (400, 404)
+# An organization key where only a platform key may go.
+PLATFORM_ONLY = (403,)
 WITH_BODY = (400, 413, 415, 422)
 WITH_QUERY = (422,)
 
@@ -76,12 +89,18 @@ _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/
 def complete_error_responses(operation: dict) -> None:
     """Document the errors that this module produces for every operation, by
     what the operation takes, whatever its router declared: the key check
-    (401, 429), the body parser (400, 413, 415, 422), parameter validation
+    (401, 429; for a platform key, 400 and 404 of the Herald-Organization
+    header; 403 for an organization key on a platform operation), the body parser (400, 413, 415, 422), parameter validation
     and unknown query parameters (422) and the lookup of path ids (404). An operation declaring ninja's
     catch-all `codes_4xx` keeps only the statuses the API can answer with."""
     needed = set()
-    if operation.get("security"):
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    if schemes:
         needed.update(ALWAYS)
+    if "OrganizationAuth" in schemes:
+        needed.update(WITH_PLATFORM_KEY)
+    if "PlatformAuth" in schemes:
+        needed.update(PLATFORM_ONLY)
     needed.add(422)  # unknown query parameters, with or without a key
     locations = {parameter["in"] for parameter in operation.get("parameters", [])}
     if "path" in locations:

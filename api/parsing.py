@@ -6,12 +6,13 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Schema
 from ninja.parser import Parser
 from pydantic import BeforeValidator, ConfigDict, WithJsonSchema
 
-from webhooks.errors import HeraldError, MalformedInput
+from webhooks.errors import HeraldError, MalformedInput, TooLarge
 
 
 class StrictSchema(Schema):
@@ -57,6 +58,10 @@ def _check_depth(body: object) -> None:
                 stack.append((child, depth + 1, name))
 
 
+# The operations whose bodies may be as large as a batch (HERALD_MAX_BATCH_BYTES).
+BATCH_OPERATIONS = {"publish_batch_of_events"}
+
+
 class JsonOnlyParser(Parser):
     def parse_body(self, request: HttpRequest):
         content_type = request.content_type or ""
@@ -66,6 +71,11 @@ class JsonOnlyParser(Parser):
                 status=415,
                 code="unsupported_media_type",
             )
+        match = request.resolver_match
+        if len(request.body) > settings.HERALD_MAX_REQUEST_BYTES and not (
+            match and match.url_name in BATCH_OPERATIONS
+        ):
+            raise TooLarge("The request body is larger than 1 MiB (a batch may send 8 MiB).")
         try:
             body = json.loads(request.body, parse_constant=_reject_constant)
         except RecursionError as exc:

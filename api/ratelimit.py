@@ -1,7 +1,11 @@
 """Per-API-key rate limiting: a sliding window counted in Redis.
 
-Each key may make `HERALD_API_RATE_LIMIT` requests per
-`HERALD_API_RATE_WINDOW_SECONDS` (0 turns the limit off). The window slides:
+Each key has two buckets, each with its own limit per
+`HERALD_API_RATE_WINDOW_SECONDS` (0 turns a limit off): publishing
+(`POST /events` and `/events/batch`) and everything else ("manage");
+platform keys, which act for every organization, have their own limits
+(see LIMIT_SETTINGS and README: they are set well above what a busy product
+sends, so that only a runaway client meets them). The window slides:
 the count is this fixed window's requests plus the previous window's, weighted
 by how much of it still overlaps the last `window` seconds (the "sliding window
 counter" of Cloudflare and others). Two small integers per key and window, one
@@ -85,8 +89,25 @@ class RateLimited(HeraldError):
         return {"Retry-After": str(self.retry_after), **self.quota.headers()}
 
 
-def limit() -> int:
-    return max(0, int(settings.HERALD_API_RATE_LIMIT or 0))
+MANAGE = "manage"
+PUBLISH = "publish"
+# (bucket, platform key?) → the setting holding its limit per window.
+LIMIT_SETTINGS = {
+    (MANAGE, False): "HERALD_API_RATE_LIMIT",
+    (PUBLISH, False): "HERALD_API_PUBLISH_RATE_LIMIT",
+    (MANAGE, True): "HERALD_PLATFORM_RATE_LIMIT",
+    (PUBLISH, True): "HERALD_PLATFORM_PUBLISH_RATE_LIMIT",
+}
+
+
+def limit(bucket: str = MANAGE, platform: bool = False) -> int:
+    return max(0, int(getattr(settings, LIMIT_SETTINGS[bucket, platform]) or 0))
+
+
+def hit_key(key_id: str, bucket: str, *, platform: bool) -> "Quota | None":
+    """Count one request of this key in this bucket (see hit)."""
+    counter = key_id if bucket == MANAGE else f"{key_id}/{bucket}"
+    return hit(counter, allowed=limit(bucket, platform))
 
 
 def window_seconds() -> int:
@@ -123,10 +144,12 @@ def retry_after(limit: int, window: int, elapsed: float, previous: int, current:
     return max(1, math.ceil(wait))
 
 
-def hit(key_id: str, now: float | None = None) -> Quota | None:
-    """Count one request by this API key. Returns the quota left, None when
-    limiting is off or Redis is unavailable; raises RateLimited when over."""
-    allowed_per_window = limit()
+def hit(key_id: str, now: float | None = None, *, allowed: int | None = None) -> Quota | None:
+    """Count one request against counter `key_id`, which may make `allowed`
+    per window (by default the organization keys' management limit). Returns
+    the quota left, None when limiting is off or Redis is unavailable; raises
+    RateLimited when over."""
+    allowed_per_window = limit() if allowed is None else allowed
     if not allowed_per_window:
         return None
     if time.monotonic() < _redis_skipped_until:

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from api.auth import ApiKeyAuth
+from api.auth import OrganizationAuth
 from api.openapi import WITH_BODY, WITH_ID, WITH_QUERY, responses
 from api.pagination import get_by_public_id, page
 from api.parsing import IsoTime, StrictSchema, optional
@@ -19,7 +19,7 @@ from webhooks import validation
 from webhooks.models import Webhook
 from webhooks.validation import clean_webhook_fields
 
-router = Router(auth=ApiKeyAuth(), tags=["webhooks"])
+router = Router(auth=OrganizationAuth(), tags=["webhooks"])
 
 SignatureStyle = Literal["", "hex", "timestamped", "timestamped-ms"]
 

@@ -84,6 +84,11 @@ class Dialect:
             return f"extract(epoch FROM {column})::float8"
         return f"((julianday({column}) - 2440587.5) * 86400.0)"
 
+    def hour(self, column: str) -> str:
+        if self.pg:
+            return f"date_trunc('hour', {column})"
+        return f"strftime('%%Y-%%m-%%d %%H:00:00', {column})"
+
     def minute(self, column: str) -> str:
         if self.pg:
             return f"date_trunc('minute', {column})"
@@ -254,7 +259,7 @@ def clear_history(organization, webhooks) -> None:
     from django.db import connection, transaction
 
     from deliveries.models import Delivery, DeliveryAttempt, Event
-    from monitoring.models import WebhookStats
+    from monitoring.models import WebhookHourlyStats, WebhookStats
 
     attempt, delivery = DeliveryAttempt._meta.db_table, Delivery._meta.db_table
     ids = ", ".join(str(w.pk) for w in webhooks)
@@ -268,6 +273,9 @@ def clear_history(organization, webhooks) -> None:
         cursor.execute(f"DELETE FROM {delivery} WHERE organization_id = {org}", [])
         cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE organization_id = {org}", [])
         cursor.execute(f"DELETE FROM {WebhookStats._meta.db_table} WHERE webhook_id IN ({ids})", [])
+        cursor.execute(
+            f"DELETE FROM {WebhookHourlyStats._meta.db_table} WHERE webhook_id IN ({ids})", []
+        )
 
 
 def fill_history(
@@ -280,7 +288,7 @@ def fill_history(
 
     from deliveries.models import Delivery, DeliveryAttempt, Event
     from monitoring import stats as metrics
-    from monitoring.models import LATENCY_BUCKETS_MS, WebhookStats
+    from monitoring.models import LATENCY_BUCKETS_MS, WebhookHourlyStats, WebhookStats
     from webhooks.models import Webhook
 
     sql = Dialect(connection.vendor)
@@ -551,6 +559,21 @@ def fill_history(
             # Physical order as in production, where each minute's rows are written in it.
             order_by=f"{minute}, d.webhook_id",
         )
+        # WebhookHourlyStats: the same minutes summed per hour, as StatsBatch writes them.
+        hour = sql.hour("s.minute")
+        stats_rows += insert_select(
+            cursor,
+            WebhookHourlyStats,
+            {
+                "webhook_id": "s.webhook_id",
+                "hour": hour,
+                **{c: f"SUM(s.{c})" for c in metrics.COUNTER_COLUMNS},
+            },
+            f"{WebhookStats._meta.db_table} s WHERE s.webhook_id IN ({', '.join(str(w.pk) for w in webhooks)})",
+            notes,
+            group_by=f"s.webhook_id, {hour}",
+            order_by=f"{hour}, s.webhook_id",
+        )
         mark = step("stats", mark)
 
     # The webhooks' own summary columns, from the stats just written.
@@ -566,7 +589,14 @@ def fill_history(
 
     if sql.pg:
         with connection.cursor() as cursor:
-            tables = (event_t, delivery_t, attempt_t, WebhookStats._meta.db_table, webhook_t)
+            tables = (
+                event_t,
+                delivery_t,
+                attempt_t,
+                WebhookStats._meta.db_table,
+                WebhookHourlyStats._meta.db_table,
+                webhook_t,
+            )
             cursor.execute(f"ANALYZE {', '.join(tables)}", [])
         mark = step("analyze", mark)
 

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After X-Frame-Options, so that it answers first: the portal's pages may be framed.
+    "dashboard.csp.PolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -77,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context.branding",
             ],
         },
     },
@@ -118,6 +121,16 @@ if TESTING:
     # The tests flush their Redis database: keep them off the one in use.
     REDIS_URL = redis_url_with_db(REDIS_URL, env_int("HERALD_TEST_REDIS_DB", 15, minimum=0))
 
+# Django's cache (the sign-in throttle's counters) lives in the same Redis.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "herald-cache",
+        "TIMEOUT": 300,
+    }
+}
+
 HERALD_QUEUE = "herald"
 # The modules whose periodic jobs `manage.py scheduler` runs (rq cron configs).
 HERALD_PERIODIC_JOBS = ["deliveries.cron", "monitoring.cron"]
@@ -130,6 +143,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+if TESTING:
+    # Thousands of test users sign in: a fast hasher there; the real one elsewhere.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -143,7 +159,27 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HERALD_HTTPS el
 # Probes and scrapers often talk plain HTTP to the process itself.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_HTTPONLY = True
+# The portal works inside the product's iframe, another site: its cookies
+# must go with cross-site requests, which browsers allow only for Secure
+# cookies (so only under HTTPS); over plain HTTP they stay Lax.
+SESSION_COOKIE_SAMESITE = "None" if HERALD_HTTPS else "Lax"
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
 X_FRAME_OPTIONS = "DENY"
+# Every page (dashboard/csp.py): nothing inline, nothing from elsewhere, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- Static files -----------------------------------------------------------
@@ -193,8 +229,17 @@ HERALD_METRICS_TOKEN = env_str("HERALD_METRICS_TOKEN", "")
 HERALD_SECRET_GRACE_HOURS = env_int("HERALD_SECRET_GRACE_HOURS", 24, minimum=0)
 HERALD_IDEMPOTENCY_HOURS = 24
 
-# API requests per API key per (sliding) window; 0 turns the limit off.
-HERALD_API_RATE_LIMIT = env_int("HERALD_API_RATE_LIMIT", 600, minimum=0)
+# API requests per key per (sliding) window, in two buckets: publishing
+# (POST /events, /events/batch) and everything else; platform keys, which act
+# for every organization, have their own. Well above what a busy product
+# sends (a batch of up to 500 events is one request): they stop a runaway
+# client, not a customer's traffic. 0 turns a limit off.
+HERALD_API_RATE_LIMIT = env_int("HERALD_API_RATE_LIMIT", 1200, minimum=0)
+HERALD_API_PUBLISH_RATE_LIMIT = env_int("HERALD_API_PUBLISH_RATE_LIMIT", 12000, minimum=0)
+HERALD_PLATFORM_RATE_LIMIT = env_int("HERALD_PLATFORM_RATE_LIMIT", 6000, minimum=0)
+HERALD_PLATFORM_PUBLISH_RATE_LIMIT = env_int(
+    "HERALD_PLATFORM_PUBLISH_RATE_LIMIT", 60000, minimum=0
+)
 HERALD_API_RATE_WINDOW_SECONDS = env_int("HERALD_API_RATE_WINDOW_SECONDS", 60, minimum=1)
 
 # Requests in flight per worker process, and how long one dispatch job keeps
@@ -205,15 +250,29 @@ HERALD_DISPATCH_MAX_SECONDS = env_int("HERALD_DISPATCH_MAX_SECONDS", 30, minimum
 # after its HTTP timeout would have expired.
 HERALD_LEASE_MARGIN_SECONDS = env_int("HERALD_LEASE_MARGIN_SECONDS", 30, minimum=1)
 
+# Platform use (SPEC §10). The address browsers reach Herald at, for the
+# portal links the API hands out (unset: the address the API was called at).
+HERALD_PUBLIC_URL = env_str("HERALD_PUBLIC_URL", "")
+# Who may embed the portal's pages in a frame (CSP frame-ancestors sources,
+# space-separated, e.g. "https://app.example.com"); every other page refuses frames.
+HERALD_PORTAL_FRAME_ANCESTORS = env_str("HERALD_PORTAL_FRAME_ANCESTORS", "'self'").split()
+# The portal's branding: your product's name and accent colour (a CSS colour).
+HERALD_PORTAL_TITLE = env_str("HERALD_PORTAL_TITLE", "Webhooks")
+HERALD_PORTAL_ACCENT = env_str("HERALD_PORTAL_ACCENT", "#4f46e5")
+
 HERALD_MAX_EVENT_BYTES = 1024 * 1024
+HERALD_MAX_BATCH_EVENTS = 500
+# A batch's body: its events together (each still at most 1 MiB of data).
+HERALD_MAX_BATCH_BYTES = 8 * 1024 * 1024
 HERALD_MAX_URL_LENGTH = 2048
 HERALD_RESPONSE_READ_BYTES = 64 * 1024
 HERALD_RESPONSE_STORE_BYTES = 4 * 1024
 HERALD_REQUEST_STORE_BYTES = 64 * 1024
 
-# Requests bigger than an event can be (1 MiB of data plus JSON framing) are
-# refused before they are read.
-DATA_UPLOAD_MAX_MEMORY_SIZE = HERALD_MAX_EVENT_BYTES + 64 * 1024
+# Requests bigger than a batch can be are refused before they are read; the
+# API refuses any other body over 1 MiB of data plus JSON framing (413).
+HERALD_MAX_REQUEST_BYTES = HERALD_MAX_EVENT_BYTES + 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = HERALD_MAX_BATCH_BYTES + 64 * 1024
 
 if HERALD_DISABLE_AFTER_FAILURES < 1:
     raise ImproperlyConfigured("HERALD_DISABLE_AFTER_FAILURES must be at least 1")

@@ -1,10 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import views
+from dashboard import portal, staff, views
+from dashboard.signin import ThrottledAuthenticationForm
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.overview, name="overview"),
     path("orgs/switch/", views.switch_organization, name="switch_organization"),
@@ -35,4 +42,9 @@ urlpatterns = [
     path("alerts/rules/<str:rule_id>/delete/", views.rule_delete, name="rule_delete"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("portal/theme.css", portal.theme, name="portal_theme"),
+    path("portal/<str:token>/", portal.enter, name="portal_enter"),
+    path("staff/", staff.console_page, name="staff"),
+    path("staff/orgs/<str:org>/", staff.open_organization, name="staff_open"),
+    path("staff/leave/", staff.leave_organization, name="staff_leave"),
 ]

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 
 from dashboard import charts, queries
-from dashboard.access import SESSION_KEY, member_required, memberships
+from dashboard.access import MEMBER, SESSION_KEY, access_required, memberships
 from dashboard.forms import ApiKeyForm, RuleForm, WebhookForm
 from deliveries import actions, claiming
 from deliveries.models import Delivery, Event
@@ -42,7 +42,7 @@ def _event_types(organization) -> list[str]:
 
 
 @require_GET
-@member_required
+@access_required
 def overview(request):
     rows = queries.overview(request.organization, timezone.now())
     open_alerts = alerts.open_alerts_by_webhook([row.webhook for row in rows])
@@ -53,7 +53,7 @@ def overview(request):
 
 
 @require_http_methods(["GET", "POST"])
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_create(request):
     event_types = _event_types(request.organization)
     form = WebhookForm(request.POST or None, event_types=event_types)
@@ -65,7 +65,7 @@ def webhook_create(request):
 
 
 @require_http_methods(["GET", "POST"])
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_edit(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     event_types = _event_types(request.organization)
@@ -84,7 +84,7 @@ def webhook_edit(request, webhook_id):
 
 
 @require_GET
-@member_required(manage=True)
+@access_required(change=True)
 def pattern_preview(request):
     """Which known event types the typed patterns select."""
     typed = [
@@ -114,7 +114,7 @@ def _log_filters(request) -> queries.LogFilters:
 
 
 @require_GET
-@member_required
+@access_required
 def webhook_detail(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     now = timezone.now()
@@ -123,7 +123,8 @@ def webhook_detail(request, webhook_id):
         window = "24h"
     span, step = queries.CHART_WINDOWS[window]
     points = metrics.series([webhook.pk], now - span, now, step)[webhook.pk]
-    stats = metrics.combine(points)  # the tiles follow the chart: the same buckets
+    # The tiles follow the chart's window, to the minute.
+    stats = metrics.window_stats([webhook.pk], now - span, now)[webhook.pk]
     label = "%H:%M" if span <= queries.OVERVIEW_WINDOW else "%b %d"
     context = {
         "webhook": webhook,
@@ -143,7 +144,7 @@ def webhook_detail(request, webhook_id):
 
 
 @require_GET
-@member_required
+@access_required
 def webhook_log(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     log = queries.delivery_log(webhook, _log_filters(request), timezone.now())
@@ -157,7 +158,7 @@ def _back_to(request, webhook: Webhook) -> HttpResponse:
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_pause(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     actions.pause_webhook(webhook)
@@ -166,7 +167,7 @@ def webhook_pause(request, webhook_id):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_resume(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     actions.resume_webhook(webhook)
@@ -175,7 +176,7 @@ def webhook_resume(request, webhook_id):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_test(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     try:
@@ -187,7 +188,7 @@ def webhook_test(request, webhook_id):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_retry_failed(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     try:
@@ -199,14 +200,14 @@ def webhook_retry_failed(request, webhook_id):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_secret(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     return render(request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True})
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_rotate(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     with transaction.atomic():
@@ -222,7 +223,7 @@ def webhook_rotate(request, webhook_id):
 
 
 @require_http_methods(["GET", "POST"])
-@member_required(manage=True)
+@access_required(change=True)
 def webhook_delete(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     if request.method == "POST":
@@ -237,7 +238,7 @@ def webhook_delete(request, webhook_id):
 
 
 @require_GET
-@member_required
+@access_required
 def delivery_detail(request, delivery_id):
     delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
     attempts = list(delivery.attempt_set.order_by("-number"))
@@ -260,13 +261,13 @@ def _row(request, delivery: Delivery, status: int = 200) -> HttpResponse:
 
 
 @require_GET
-@member_required
+@access_required
 def delivery_row(request, delivery_id):
     return _row(request, _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event")))
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def delivery_retry(request, delivery_id):
     delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
     try:
@@ -285,7 +286,7 @@ def delivery_retry(request, delivery_id):
 
 
 @require_GET
-@member_required
+@access_required
 def events(request):
     try:
         rows, next_cursor = queries.recent_events(request.organization, request.GET.get("cursor"))
@@ -295,7 +296,7 @@ def events(request):
 
 
 @require_GET
-@member_required
+@access_required
 def event_detail(request, event_id):
     event = _get(Event, request, event_id, "evt")
     deliveries = event.deliveries.select_related("webhook").order_by("id")
@@ -308,13 +309,13 @@ def event_detail(request, event_id):
 
 
 @require_http_methods(["GET", "POST"])
-@member_required
+@access_required(portal=False)
 def api_keys(request):
     form = ApiKeyForm(request.POST or None)
     new_key = None
     if request.method == "POST":
-        if not request.membership.can_manage:
-            raise PermissionDenied("Viewers can look but not change anything.")
+        if not request.access.can_change:
+            raise PermissionDenied("This view is read-only: nothing here can be changed.")
         if form.is_valid():
             _, new_key = ApiKey.issue(request.organization, name=form.cleaned_data["name"])
             form = ApiKeyForm()
@@ -325,7 +326,7 @@ def api_keys(request):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True, portal=False)
 def api_key_revoke(request, key_id):
     key = _get(ApiKey, request, key_id, "key")
     if key.revoked_at is None:
@@ -336,8 +337,10 @@ def api_key_revoke(request, key_id):
 
 
 @require_POST
-@member_required
+@access_required(portal=False)
 def switch_organization(request):
+    if request.access.via != MEMBER:
+        raise Http404
     wanted = request.POST.get("organization", "")
     if not any(m.organization.public_id == wanted for m in memberships(request.user)):
         raise Http404
@@ -368,13 +371,13 @@ def _webhooks(organization) -> list[Webhook]:
 
 
 @require_GET
-@member_required
+@access_required
 def alerts_page(request):
     return _alerts_page(request, RuleForm(webhooks=_webhooks(request.organization)))
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def rule_create(request):
     form = RuleForm(request.POST, webhooks=_webhooks(request.organization))
     if form.is_valid():
@@ -388,7 +391,7 @@ def rule_create(request):
 
 
 @require_http_methods(["GET", "POST"])
-@member_required(manage=True)
+@access_required(change=True)
 def rule_edit(request, rule_id):
     rule = _get(AlertRule, request, rule_id, "rule", select=("webhook",))
     webhooks = _webhooks(request.organization)
@@ -404,7 +407,7 @@ def rule_edit(request, rule_id):
 
 
 @require_POST
-@member_required(manage=True)
+@access_required(change=True)
 def rule_delete(request, rule_id):
     alerts.delete_rule(_get(AlertRule, request, rule_id, "rule"))
     messages.success(request, "Rule deleted; its alerts stay in the history.")

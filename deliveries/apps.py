@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 
 from config import embedded_redis
+from webhooks.signals import organization_deleting
 
 
 class DeliveriesConfig(AppConfig):
@@ -9,5 +10,11 @@ class DeliveriesConfig(AppConfig):
     verbose_name = "Deliveries"
 
     def ready(self) -> None:
+        # lazy: retention imports models, which cannot load before the app registry is ready.
+        from deliveries import retention
+
+        organization_deleting.connect(
+            retention.purge_organization, dispatch_uid="deliveries_purge_organization"
+        )
         if settings.HERALD_EMBEDDED_REDIS:
             embedded_redis.default.ensure_running()

@@ -97,6 +97,12 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_webhook_due_idx",
             ),
+            # An organization's pending deliveries, oldest due first (the staff console).
+            models.Index(
+                fields=["organization", "next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_org_pending_idx",
+            ),
             # A webhook's requests in flight now: its deliveries under a lease.
             models.Index(
                 fields=["webhook", "claimed_until"],

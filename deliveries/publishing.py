@@ -13,7 +13,7 @@ from deliveries import envelope, lanes
 from deliveries.models import Delivery, Event, Trigger
 from deliveries.wakeup import wake_dispatcher
 from webhooks import patterns
-from webhooks.errors import InvalidInput, MalformedInput, TooLarge
+from webhooks.errors import HeraldError, InvalidInput, MalformedInput, TooLarge
 from webhooks.models import EventType, Organization, Webhook
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -167,6 +167,124 @@ def _add_to_catalog(organization: Organization, event_type: str, example: object
         [EventType(organization=organization, name=event_type, example=example)],
         ignore_conflicts=True,
     )
+
+
+@dataclass
+class BatchItem:
+    """One event of a batch (SPEC §8: POST /events/batch)."""
+
+    event_type: str
+    data: object
+    idempotency_key: str | None = None
+
+
+def publish_batch(organization: Organization, items: list[BatchItem]) -> list[Published]:
+    """Publish many events at once, all or nothing: every item is checked
+    before anything is written (an error names `events.<n>.<field>`), then
+    one transaction writes them with a fixed number of statements (one per
+    table), however many events and webhooks. An item whose idempotency key
+    was seen (within 24 h, or earlier in the batch) answers with that event
+    (`created` False) and writes nothing. Answers in the order of `items`."""
+    if len(items) > settings.HERALD_MAX_BATCH_EVENTS:
+        raise InvalidInput(f"at most {settings.HERALD_MAX_BATCH_EVENTS} events per batch", "events")
+    prepared = []
+    for index, item in enumerate(items):
+        try:
+            prepared.append(
+                (
+                    prepare_data(item.event_type, item.data),
+                    validate_idempotency_key(item.idempotency_key),
+                )
+            )
+        except HeraldError as error:
+            error.field = f"events.{index}.{error.field}" if error.field else f"events.{index}"
+            raise
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                return _write_batch(organization, items, prepared, now)
+        except IntegrityError:
+            # A concurrent publish took one of the keys first: each item on
+            # its own, the way publish() settles it.
+            return [
+                publish(organization, item.event_type, item.data, key)
+                for item, (_, key) in zip(items, prepared, strict=True)
+            ]
+
+
+def _write_batch(organization, items, prepared, now) -> list[Published]:
+    keys = sorted({key for _, key in prepared if key})
+    earlier: dict[str, Event] = {}
+    if keys:
+        fresh_after = now - timedelta(hours=settings.HERALD_IDEMPOTENCY_HOURS)
+        for event in Event.objects.filter(organization=organization, idempotency_key__in=keys):
+            if event.created_at > fresh_after:
+                earlier[event.idempotency_key] = event
+            else:  # expired: free the key for this new event
+                Event.objects.filter(pk=event.pk).update(idempotency_key=None)
+    candidates = list(
+        Webhook.objects.filter(organization=organization, status__in=FANOUT_STATUSES).only(
+            "id", "status", "event_patterns"
+        )
+    )
+    subscribed: dict[str, list[Webhook]] = {}
+    answers: list[Published] = []
+    new_events: dict[str, Event] = {}  # by idempotency key
+    created: list[tuple[Event, object]] = []
+    for item, (data_json, key) in zip(items, prepared, strict=True):
+        if key and key in earlier:
+            answers.append(Published(earlier[key], created=False))
+            continue
+        if key and key in new_events:  # a repeat within the batch
+            answers.append(Published(new_events[key], created=False))
+            continue
+        if item.event_type not in subscribed:
+            subscribed[item.event_type] = [
+                w for w in candidates if patterns.matches_any(w.event_patterns, item.event_type)
+            ]
+        event = Event(
+            organization=organization,
+            type=item.event_type,
+            data_json=data_json,
+            created_at=now,
+            idempotency_key=key,
+            delivery_count=len(subscribed[item.event_type]),
+        )
+        created.append((event, item.data))
+        answers.append(Published(event, created=True))  # its id comes with the insert
+        if key:
+            new_events[key] = event
+    Event.objects.bulk_create([event for event, _ in created])
+    deliveries = [
+        Delivery(
+            organization=organization,
+            event=event,
+            webhook=webhook,
+            event_type=event.type,
+            next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
+            created_at=now,
+        )
+        for event, _ in created
+        for webhook in subscribed[event.type]
+    ]
+    Delivery.objects.bulk_create(deliveries)
+    examples = {}
+    for event, data in created:
+        # PostgreSQL's jsonb cannot hold U+0000: keep such an example out of the catalog.
+        examples.setdefault(event.type, None if "\\u0000" in event.data_json else data)
+    EventType.objects.bulk_create(
+        [
+            EventType(organization=organization, name=name, example=example)
+            for name, example in sorted(examples.items())
+        ],
+        ignore_conflicts=True,
+    )
+    due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
+    if due:
+        lanes.wake(due, now)
+        transaction.on_commit(wake_dispatcher)
+    return answers
 
 
 @dataclass

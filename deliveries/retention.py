@@ -67,3 +67,13 @@ def purge_history(
     )
     result.events = delete_in_batches(old_events, batch_size // 4, should_stop)
     return result
+
+
+def purge_organization(sender, organization, **kwargs) -> None:
+    """webhooks.signals.organization_deleting: the organization's attempts,
+    deliveries and events, in batches of their own transactions."""
+    delete_in_batches(
+        DeliveryAttempt.objects.filter(delivery__organization=organization), BATCH_SIZE
+    )
+    delete_in_batches(Delivery.objects.filter(organization=organization), BATCH_SIZE)
+    delete_in_batches(Event.objects.filter(organization=organization), BATCH_SIZE // 4)

@@ -20,12 +20,9 @@ from webhooks.models import Organization, Webhook
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
-class WebhookStats(models.Model):
-    """Per-webhook, per-minute counters, written with each batch of attempts,
-    so that dashboards and alerts never scan attempts."""
+class Counters(models.Model):
+    """What a webhook's attempts add up to over some span (a minute, an hour)."""
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="stats")
-    minute = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0)
     succeeded_attempts = models.PositiveIntegerField(default=0)
     succeeded_deliveries = models.PositiveIntegerField(default=0)
@@ -47,6 +44,17 @@ class WebhookStats(models.Model):
     lat_10 = models.PositiveIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class WebhookStats(Counters):
+    """Per-webhook, per-minute counters, written with each batch of attempts,
+    so that dashboards and alerts never scan attempts."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="stats")
+    minute = models.DateTimeField()
+
+    class Meta:
         db_table = "deliveries_webhookstats"
         verbose_name_plural = "webhook stats"
         constraints = [
@@ -56,6 +64,25 @@ class WebhookStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class WebhookHourlyStats(Counters):
+    """The same counters per hour, written beside the minutes: long windows
+    (a day, a month) read 24 or 720 of these per webhook, not 1,440 or 43,200
+    minutes. An hour is the minutes of [hour, hour + 1 h)."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="hourly_stats")
+    hour = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "webhook hourly stats"
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "hour"], name="one_stats_row_per_hour")
+        ]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} @ {self.hour:%Y-%m-%d %H}h"
 
 
 class StatsTotals(models.Model):

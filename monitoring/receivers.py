@@ -15,9 +15,10 @@ from django.db.models.signals import post_save, pre_delete
 from deliveries import signals
 from deliveries.dispatch import RecordedBatch
 from deliveries.publishing import publish_many
-from monitoring import alerts, operational, totals
+from monitoring import alerts, operational, retention, totals
 from monitoring.stats import StatsBatch
 from webhooks.models import Organization, Webhook
+from webhooks.signals import organization_deleting
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ def connect() -> None:
     # Django's admin, a test factory), it starts with the default rules.
     post_save.connect(
         alerts.organization_created, sender=Organization, dispatch_uid="herald_default_rules"
+    )
+    organization_deleting.connect(
+        retention.purge_organization, dispatch_uid="monitoring_purge_organization"
     )
     # The Prometheus counters keep what a deleted webhook's stats counted.
     pre_delete.connect(

@@ -1,9 +1,12 @@
-"""Per-webhook counters in one-minute buckets (WebhookStats).
+"""Per-webhook counters in one-minute buckets (WebhookStats) and one-hour
+buckets (WebhookHourlyStats).
 
-Each batch of attempts adds to them in the same transaction that records the
+Each batch of attempts adds to both in the same transaction that records the
 attempts, so success rate, latency (average and p95) and failed deliveries
-over any window are a sum over at most one row per minute, however many
-attempts there were.
+over any window are a sum over a few rows, however many attempts there
+were: a window's whole hours from the hourly rows, its ragged ends (at most
+an hour on each side) from the minutes. A day is at most 24 + 120 rows per
+webhook, a month 720 + 120, where minutes alone were 1,440 and 43,200.
 """
 
 from bisect import bisect_left
@@ -12,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.utils import timezone
 
-from monitoring.models import LATENCY_BUCKETS_MS, WebhookStats
+from monitoring.models import LATENCY_BUCKETS_MS, WebhookHourlyStats, WebhookStats
 
 N_LATENCY_BUCKETS = len(LATENCY_BUCKETS_MS) + 1
 COUNTER_COLUMNS = (
@@ -29,6 +33,10 @@ COUNTER_COLUMNS = (
 
 def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def latency_bucket(latency_ms: int) -> int:
@@ -78,25 +86,36 @@ class StatsBatch:
             self.tallies[(webhook_id, minute_of(at))].add("failed_deliveries", count)
 
     def write(self) -> None:
+        """Two upserts: the minutes, then the hours they fall in."""
         if not self.tallies:
             return
-        table = WebhookStats._meta.db_table
-        columns = ("webhook_id", "minute") + COUNTER_COLUMNS
-        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        rows = []
-        params: list = []
-        # A fixed order keeps concurrent writers from deadlocking on rows.
-        for (webhook_id, minute), tally in sorted(self.tallies.items()):
-            rows.append(row_sql)
-            params.extend([webhook_id, minute, *(tally.counts[c] for c in COUNTER_COLUMNS)])
-        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTER_COLUMNS)
-        sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(rows)} "
-            f"ON CONFLICT (webhook_id, minute) DO UPDATE SET {updates}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        hours: dict[tuple[int, datetime], Tally] = defaultdict(Tally)
+        for (webhook_id, minute), tally in self.tallies.items():
+            into = hours[(webhook_id, hour_of(minute))]
+            for column, amount in tally.counts.items():
+                into.add(column, amount)
+        _upsert(WebhookStats._meta.db_table, "minute", self.tallies)
+        _upsert(WebhookHourlyStats._meta.db_table, "hour", hours)
         self.tallies.clear()
+
+
+def _upsert(table: str, span: str, tallies: dict[tuple[int, datetime], Tally]) -> None:
+    columns = ("webhook_id", span) + COUNTER_COLUMNS
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    rows = []
+    params: list = []
+    adapt = connection.ops.adapt_datetimefield_value  # stored as the ORM stores it
+    # A fixed order keeps concurrent writers from deadlocking on rows.
+    for (webhook_id, at), tally in sorted(tallies.items()):
+        rows.append(row_sql)
+        params.extend([webhook_id, adapt(at), *(tally.counts[c] for c in COUNTER_COLUMNS)])
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTER_COLUMNS)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(rows)} "
+        f"ON CONFLICT (webhook_id, {span}) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @dataclass
@@ -156,21 +175,34 @@ def percentile_from_histogram(counts: list[int], fraction: float) -> float | Non
 def window_stats(
     webhook_ids: list[int], since: datetime, until: datetime | None = None
 ) -> dict[int, WindowStats]:
-    """Stats per webhook over the buckets from `since` on (to `until`'s
-    minute, when given), in one grouped query."""
-    sums = {c: Sum(c) for c in COUNTER_COLUMNS}
-    buckets = WebhookStats.objects.filter(webhook_id__in=webhook_ids, minute__gte=minute_of(since))
-    if until is not None:
-        # `<` the next minute rather than `<=` this one: on SQLite the raw
-        # upsert stores "…:00+00:00", which sorts after the ORM's "…:00".
-        buckets = buckets.filter(minute__lt=minute_of(until) + timedelta(minutes=1))
-    rows = buckets.values("webhook_id").annotate(**{f"s_{c}": agg for c, agg in sums.items()})
-    result = {webhook_id: WindowStats() for webhook_id in webhook_ids}
-    for row in rows:
-        result[row["webhook_id"]] = stats_from_sums(
-            {c: int(row[f"s_{c}"] or 0) for c in COUNTER_COLUMNS}
+    """Stats per webhook over the minutes from `since`'s to `until`'s (now),
+    both included: the whole hours between them from the hourly rows, the
+    minutes around those from the minute rows; one grouped query each."""
+    start = minute_of(since)
+    end = minute_of(until or timezone.now()) + timedelta(minutes=1)  # exclusive
+    hours_from = hour_of(start) if start == hour_of(start) else hour_of(start) + timedelta(hours=1)
+    hours_to = hour_of(end)
+    sums = {webhook_id: dict.fromkeys(COUNTER_COLUMNS, 0) for webhook_id in webhook_ids}
+    if hours_from < hours_to:
+        hours = WebhookHourlyStats.objects.filter(
+            webhook_id__in=webhook_ids, hour__gte=hours_from, hour__lt=hours_to
         )
-    return result
+        _add_sums(sums, hours)
+        minutes = Q(minute__gte=start, minute__lt=hours_from) | Q(
+            minute__gte=hours_to, minute__lt=end
+        )
+    else:
+        minutes = Q(minute__gte=start, minute__lt=end)
+    _add_sums(sums, WebhookStats.objects.filter(minutes, webhook_id__in=webhook_ids))
+    return {webhook_id: stats_from_sums(counts) for webhook_id, counts in sums.items()}
+
+
+def _add_sums(sums: dict[int, dict[str, int]], rows) -> None:
+    grouped = rows.values("webhook_id").annotate(**{f"s_{c}": Sum(c) for c in COUNTER_COLUMNS})
+    for row in grouped.order_by():
+        into = sums[row["webhook_id"]]
+        for column in COUNTER_COLUMNS:
+            into[column] += int(row[f"s_{column}"] or 0)  # PostgreSQL's SUM(bigint) is a Decimal
 
 
 WINDOWS = {
@@ -211,10 +243,17 @@ def series(
     webhook_ids: list[int], since: datetime, until: datetime, step: timedelta
 ) -> dict[int, list[Point]]:
     """Per webhook, the counters summed into buckets of `step` from `since` to
-    `until`, empty buckets included. One query over at most one row per
-    webhook-minute, summed in the database: it returns one row per webhook
-    and bucket, not one per minute (14,400 for 10 webhooks over 24 h)."""
-    start = minute_of(since)
+    `until`, empty buckets included. One query, summed in the database: one
+    row per webhook and bucket comes back. Steps of whole hours read the
+    hourly rows, and their buckets start on the hour (`since`'s); shorter
+    steps read the minutes."""
+    hourly = step >= timedelta(hours=1) and step % timedelta(hours=1) == timedelta(0)
+    table, column = (
+        (WebhookHourlyStats._meta.db_table, "hour")
+        if hourly
+        else (WebhookStats._meta.db_table, "minute")
+    )
+    start = hour_of(since) if hourly else minute_of(since)
     count = max(1, int((until - start) / step) + 1)
     points = {
         webhook_id: [Point(at=start + i * step) for i in range(count)] for webhook_id in webhook_ids
@@ -225,18 +264,18 @@ def series(
         lambda: dict.fromkeys(COUNTER_COLUMNS, 0)
     )
     # The bucket index floor((minute - start) / step); on SQLite from julianday(),
-    # which reads both "…:00" and the raw upsert's "…:00+00:00".
+    # which reads both "…:00" and an older raw upsert's "…:00+00:00".
     if connection.vendor == "postgresql":
-        bucket_sql = "FLOOR(EXTRACT(EPOCH FROM (minute - %s)) / %s)"
+        bucket_sql = f"FLOOR(EXTRACT(EPOCH FROM ({column} - %s)) / %s)"
     else:
-        bucket_sql = "CAST(ROUND((julianday(minute) - julianday(%s)) * 86400) / %s AS INTEGER)"
+        bucket_sql = f"CAST(ROUND((julianday({column}) - julianday(%s)) * 86400) / %s AS INTEGER)"
     # Bounds adapted as the ORM adapts them (SQLite compares the stored text).
     first, last = (connection.ops.adapt_datetimefield_value(m) for m in (start, until))
     totals = ", ".join(f"SUM({c})" for c in COUNTER_COLUMNS)
     sql = (
-        f"SELECT webhook_id, {bucket_sql} AS bucket, {totals} FROM {WebhookStats._meta.db_table} "
+        f"SELECT webhook_id, {bucket_sql} AS bucket, {totals} FROM {table} "
         f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
-        "AND minute >= %s AND minute <= %s GROUP BY webhook_id, bucket"
+        f"AND {column} >= %s AND {column} <= %s GROUP BY webhook_id, bucket"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [first, step.total_seconds(), *webhook_ids, first, last])

@@ -64,6 +64,12 @@ def roll_up(now: datetime | None = None) -> datetime:
         return totals.rolled_up_to
 
 
+def rolled_up_to() -> datetime:
+    """The first minute not yet in the all-time totals."""
+    totals = StatsTotals.objects.filter(pk=1).values_list("rolled_up_to", flat=True).first()
+    return totals or NOTHING_ROLLED_UP
+
+
 def fold_in_webhook(webhook_id: int) -> None:
     """Before a webhook is deleted: add its minutes not yet rolled up, which
     its deletion is about to take with it. One statement, which locks the

@@ -10,6 +10,9 @@ from deliveries import dispatch
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 from tests.receiver import Receiver
 
+# The browser tests' fixtures (chromium, page, pump, admin).
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _loopback_targets(settings):

@@ -18,40 +18,43 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
 
-from deliveries.models import Delivery, DeliveryAttempt
+from deliveries.models import Delivery, DeliveryAttempt, Event
 from deliveries.publishing import publish
 from tests.conftest import deliver_due
 from tests.factories import WebhookFactory
 from tests.receiver import Answer
-from webhooks.models import Webhook
+from webhooks.models import Organization, Webhook
 
 README = Path(settings.BASE_DIR) / "README.md"
 NODE_DIR = Path(settings.BASE_DIR) / "var" / "client-guide-node"
 
 
-def guide() -> str:
+def guide(title: str = "Client guide") -> str:
     text = README.read_text()
-    start = text.index("\n## Client guide")
+    start = text.index(f"\n## {title}")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
 
 
-def code_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", guide(), re.S)
+def code_blocks(language: str, title: str = "Client guide") -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", guide(title), re.S)
 
 
 # --- curl -------------------------------------------------------------------------
 
 
-def curl_commands() -> list[tuple[str, int]]:
+def curl_commands(title: str = "Client guide") -> list[tuple[str, int]]:
     """(command, expected status) for each documented curl call."""
     found = []
-    for block in code_blocks("sh"):
+    for block in code_blocks("sh", title):
         lines = block.replace("\\\n", " ").splitlines()
         for index, line in enumerate(lines):
             if line.startswith("curl "):
@@ -114,6 +117,36 @@ def test_the_curl_examples_work_as_shown(client, org, api_key, receiver):
 
     listed = [c for c, _ in commands if "status=failed" in c]
     assert listed, "the guide lists failed deliveries"
+
+
+def test_the_platform_guide_works_as_shown(client, db, receiver, capsys):
+    """README's "Use Herald from your product", its calls in order: a platform
+    key from the command, an organization, events for it, a portal session
+    whose link opens the customer's pages."""
+    call_command("createplatformkey", "acme back end")
+    platform_key = capsys.readouterr().out.strip().splitlines()[-1]
+    commands = curl_commands("Use Herald from your product")
+    assert len(commands) == 5
+    variables = {"HERALD": "", "HERALD_PLATFORM_KEY": platform_key}
+    answers = []
+    for command, expected in commands:
+        response = run_curl(client, command, variables)
+        assert response.status_code == expected, (command, response.content)
+        answers.append(response.json())
+    created, listed, single, batch, portal_session = answers
+    assert listed["items"][0]["id"] == created["id"]
+    organization = Organization.objects.get(public_id=created["id"], external_id="cus_1234")
+    assert single["type"] == "invoice.paid"
+    assert [item["duplicate"] for item in batch["items"]] == [False, False]
+    assert Event.objects.filter(organization=organization).count() == 3
+    # The iframe's link signs the browser into the customer's pages, once.
+    path = urlsplit(portal_session["url"]).path
+    browser = Client()
+    assert browser.get(path).status_code == 302
+    assert "Globex" in browser.get("/").content.decode()
+    assert Client().get(path).status_code == 410
+    (page,) = code_blocks("html", "Use Herald from your product")
+    assert '<iframe src="PORTAL_URL"' in page
 
 
 # --- receivers --------------------------------------------------------------------

@@ -60,12 +60,26 @@ def test_a_refused_request_does_nothing(api, tiny_limit):
     assert not Webhook.objects.exists()
 
 
-def test_every_operation_counts_against_the_same_key(api, tiny_limit, org):
+def test_every_management_operation_counts_against_the_same_key(api, tiny_limit, org):
     api.get(WEBHOOKS)
-    api.post("/api/v1/events", {"type": "person.created", "data": {}})
+    api.get("/api/v1/alerts")
     api.get("/api/v1/deliveries")
 
     error_of(api.get("/api/v1/events/evt_x"), 429, code="rate_limited")
+
+
+def test_publishing_has_a_limit_of_its_own(api, tiny_limit, settings):
+    settings.HERALD_API_PUBLISH_RATE_LIMIT = 2
+    for _ in range(3):
+        api.get(WEBHOOKS)  # the management limit used up
+    event = {"type": "person.created", "data": {}}
+    first = api.post("/api/v1/events", event)
+    assert first.status_code == 202
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("2", "1")
+    batch = api.post("/api/v1/events/batch", {"events": [event, event]})
+    assert batch.status_code == 202 and batch["X-RateLimit-Remaining"] == "0"
+    error_of(api.post("/api/v1/events", event), 429, code="rate_limited")
+    error_of(api.get(WEBHOOKS), 429, code="rate_limited")
 
 
 def test_each_key_has_its_own_limit(client, api, tiny_limit, org):

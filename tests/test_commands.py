@@ -131,7 +131,7 @@ class TestRetention:
         DeliveryAttempt.objects.filter(delivery__event=old).update(started_at=long_ago)
         stats_rows = WebhookStats.objects.count()
 
-        assert run("purge") == "purged 1 attempts, 1 events, 0 stats rows"
+        assert run("purge") == "purged 1 attempts, 1 events, 0 stats rows, 0 hourly stats rows"
         assert list(Event.objects.values_list("pk", flat=True)) == [new.pk]
         assert DeliveryAttempt.objects.count() == 1
         assert WebhookStats.objects.count() == stats_rows  # the dashboard's figures stay

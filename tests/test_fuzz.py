@@ -40,6 +40,7 @@ from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
 from monitoring.models import AlertRule
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
+from webhooks.models import PlatformKey
 
 # Examples per operation: 50, the same ones every run (about 25 s in all), so
 # that the suite is reproducible. HERALD_FUZZ_EXAMPLES=500 hunts longer, with
@@ -77,6 +78,8 @@ def fuzz_world(db, settings):
     state, and the ids the path parameters can point at."""
     # The fuzzer sends hundreds of requests with one key within seconds.
     settings.HERALD_API_RATE_LIMIT = 0
+    settings.HERALD_API_PUBLISH_RATE_LIMIT = 0
+    settings.HERALD_PLATFORM_RATE_LIMIT = 0
     org = OrganizationFactory()
     webhook = WebhookFactory(organization=org, headers={"X-Team": "growth"})
     paused = WebhookFactory(organization=org, status="paused")
@@ -115,9 +118,14 @@ def fuzz_world(db, settings):
     other = OrganizationFactory()
     WebhookFactory(organization=other)
     publish(other, "person.created", {})
+    # The organizations the platform operations may name (and delete), by
+    # either id: not the one whose key the other operations use.
+    customers = [OrganizationFactory(external_id=f"cust-{i}") for i in range(2)]
     return {
         "key": api_key_for(org),
+        "platform_key": PlatformKey.issue("fuzz")[1],
         "ids": {
+            "org": [customers[0].public_id, customers[1].external_id],
             "webhook_id": [webhook.public_id, paused.public_id],
             "event_id": [event.public_id],
             "delivery_id": [failed.public_id, pending.public_id],
@@ -150,7 +158,9 @@ def test_the_api_conforms_to_its_schema(case, fuzz_world):
     # The key replaces the generated bearer token; a case that leaves the
     # header out on purpose (a negative case) must get its 401.
     if "Authorization" in (case.headers or {}):
-        case.headers["Authorization"] = f"Bearer {fuzz_world['key']}"
+        platform = case.path.startswith("/api/v1/organizations")
+        key = fuzz_world["platform_key" if platform else "key"]
+        case.headers["Authorization"] = f"Bearer {key}"
 
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 

@@ -7,9 +7,17 @@ methods as
 
 - organization A: its API key for /api/ routes, a logged-in owner of A for
   every other route (the dashboard);
+- a platform key acting for organization A (`Herald-Organization`), for the
+  organization-scoped /api/ routes;
+- a portal session of organization A (a browser that opened a portal link),
+  for every route: the portal's pages, and the API it must not open;
 - an anonymous caller;
 - for /api/ routes, a logged-in member of A without a key (a dashboard
   session must not open the API).
+
+The platform-only routes (/api/v1/organizations…) reach every organization
+by design: there, an organization key gets a 403 and anything without a
+platform key a 401 (their own tests: tests/test_platform.py).
 
 Organization A must get a 404 (or a 405 for a method the route does not
 take) for any route that names one of B's objects, and never a page or an
@@ -39,8 +47,8 @@ from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
 from monitoring.models import Alert, AlertRule
 from tests.factories import MembershipFactory, OrganizationFactory, WebhookFactory, api_key_for
-from webhooks import ids
-from webhooks.models import ApiKey, Membership, Organization
+from webhooks import ids, portal
+from webhooks.models import ApiKey, Membership, Organization, PlatformKey
 
 # What the walker leaves out, each with the reason: whole includes...
 EXCLUDED_INCLUDES = {
@@ -57,6 +65,13 @@ EXCLUDED = {
     "healthz": "the health check: public by design, holds no data (tests/test_health.py)",
     "metrics": "Prometheus metrics: installation-wide totals, no per-organization labels, "
     "behind their own token (tests/test_metrics.py)",
+    "portal/theme.css": "the portal's colours: public by design, holds no data",
+    "portal/<str:token>/": "a portal link: whoever holds it is signed in, by design "
+    "(tests/test_portal.py)",
+    "staff/": "the staff console: Django staff only, installation-wide by design "
+    "(tests/test_staff.py)",
+    "staff/orgs/<str:org>/": "the staff console: Django staff only (tests/test_staff.py)",
+    "staff/leave/": "the staff console: Django staff only (tests/test_staff.py)",
 }
 # Static files are not routes: whitenoise serves them as middleware.
 
@@ -69,6 +84,7 @@ class World:
     org_a: Organization
     org_b: Organization
     key_a: str
+    platform_key: str
     member_a: object
     objects: dict  # path parameter name -> one of B's ids
     markers: list  # strings that only B's data contains
@@ -121,6 +137,7 @@ def make_world() -> World:
         org_a=org_a,
         org_b=org_b,
         key_a=api_key_for(org_a),
+        platform_key=PlatformKey.issue("walker")[1],
         member_a=member_a,
         objects={
             "webhook_id": webhook_b.public_id,
@@ -131,6 +148,7 @@ def make_world() -> World:
             "alert_id": alert_b.public_id,
             "org_id": org_b.public_id,
             "organization_id": org_b.public_id,
+            "org": org_b.public_id,
         },
         markers=[
             org_b.public_id,
@@ -165,6 +183,10 @@ class Route:
     @property
     def is_api(self) -> bool:
         return self.pattern.lstrip("^").startswith("api/")
+
+    @property
+    def is_platform_only(self) -> bool:
+        return self.pattern.startswith("api/v1/organizations")
 
     def url(self, values: dict) -> str:
         def fill(match):
@@ -300,7 +322,8 @@ def check(route: Route, method: str, who: str, response, request_text: str, worl
     assert response.status_code < 500, where
     assert not leaked(response, request_text, world.markers), where
     status = response.status_code
-    if who in ("anonymous", "session without key") and route.is_api:
+    without_api_key = ("anonymous", "session without key", "portal session of A")
+    if who in without_api_key and route.is_api:
         assert status in (401, 405), where
         if status == 401:
             assert response.json()["error"]["code"] == "unauthorized", where
@@ -309,6 +332,11 @@ def check(route: Route, method: str, who: str, response, request_text: str, worl
         if status == 302:
             location = urlsplit(response["Location"]).path
             assert location == login_url, (where, response["Location"])
+    elif route.is_platform_only:
+        # An organization key where only a platform key may go.
+        assert status in (403, 405), where
+        if status == 403:
+            assert response.json()["error"]["code"] == "forbidden", where
     elif route.params:
         # Organization A asking for one of B's objects: exactly as if it
         # did not exist; never a 403 that would confirm that it does.
@@ -318,7 +346,19 @@ def check(route: Route, method: str, who: str, response, request_text: str, worl
 @pytest.fixture
 def world(db, settings):
     settings.HERALD_API_RATE_LIMIT = 0
+    settings.HERALD_PLATFORM_RATE_LIMIT = 0
+    settings.HERALD_API_PUBLISH_RATE_LIMIT = 0
+    settings.HERALD_PLATFORM_PUBLISH_RATE_LIMIT = 0
     return make_world()
+
+
+def portal_client(organization: Organization) -> Client:
+    """A browser that opened a portal link of `organization`."""
+    _, token = portal.create(organization)
+    client = Client()
+    response = client.get(f"/portal/{token}/")
+    assert response.status_code == 302, response.content
+    return client
 
 
 def nonexistent(objects: dict) -> dict:
@@ -332,7 +372,14 @@ def test_no_route_shows_or_changes_another_organizations_data(world):
     attack = attack_body(world)
     attack_text = json.dumps(attack)
     anonymous, member = Client(), Client()
+    portal_a = portal_client(world.org_a)
     key_a = {"headers": {"Authorization": f"Bearer {world.key_a}"}}
+    platform_a = {
+        "headers": {
+            "Authorization": f"Bearer {world.platform_key}",
+            "Herald-Organization": world.org_a.public_id,
+        }
+    }
     assert ROUTES
 
     walked = 0
@@ -345,38 +392,50 @@ def test_no_route_shows_or_changes_another_organizations_data(world):
         for method in methods:
             member.force_login(world.member_a)
             sent = url + attack_text if method in ("POST", "PATCH") else url
-            if route.is_api and route.params:
-                # A body the operation accepts, so that the id is looked up...
-                as_a = call(anonymous, method, url, {}, **key_a)
-                check(route, method, "organization A", as_a, url, world, login_url)
-                # ...and one it may refuse first: then exactly as for an id
-                # that names nothing.
-                attacked = call(anonymous, method, url, attack, **key_a)
-                control_url = route.url(nonexistent(world.objects))
-                control = call(anonymous, method, control_url, attack, **key_a)
-                where = f"organization A: {method} {route.pattern}"
-                assert attacked.status_code == control.status_code, where
-                assert attacked.content == control.content, where
+            if route.is_api and route.params and not route.is_platform_only:
+                for who, credentials in (
+                    ("organization A", key_a),
+                    ("platform key for A", platform_a),
+                ):
+                    # A body the operation accepts, so that the id is looked up...
+                    as_a = call(anonymous, method, url, {}, **credentials)
+                    check(route, method, who, as_a, url, world, login_url)
+                    # ...and one it may refuse first: then exactly as for an
+                    # id that names nothing.
+                    attacked = call(anonymous, method, url, attack, **credentials)
+                    control_url = route.url(nonexistent(world.objects))
+                    control = call(anonymous, method, control_url, attack, **credentials)
+                    where = f"{who}: {method} {route.pattern}"
+                    assert attacked.status_code == control.status_code, where
+                    assert attacked.content == control.content, where
             elif route.is_api:
                 as_a = call(anonymous, method, url, attack, **key_a)
                 check(route, method, "organization A", as_a, sent, world, login_url)
+                if not route.is_platform_only:
+                    as_platform = call(anonymous, method, url, attack, **platform_a)
+                    check(route, method, "platform key for A", as_platform, sent, world, login_url)
             else:
                 as_a = call(member, method, url, attack)
                 check(route, method, "organization A", as_a, sent, world, login_url)
+            as_portal = call(portal_a, method, url, attack)
+            check(route, method, "portal session of A", as_portal, sent, world, login_url)
             if route.is_api:
                 session = call(member, method, url, attack)
                 check(route, method, "session without key", session, sent, world, login_url)
             anon = call(anonymous, method, url, attack)
             check(route, method, "anonymous", anon, sent, world, login_url)
             walked += 1
+        if route.pattern == "logout/":
+            portal_a = portal_client(world.org_a)  # signing out ended the portal session too
 
     # After everything A did (an organization switch included), A's pages
     # still show nothing of B's, and B's data is as it was.
     member.force_login(world.member_a)
     for route in ROUTES:
         if not route.is_api and not route.params:
-            response = member.get(route.url({}))
-            assert response.status_code < 500, route.pattern
-            assert not leaked(response, "", world.markers), route.pattern
+            for client in (member, portal_a):
+                response = client.get(route.url({}))
+                assert response.status_code < 500, route.pattern
+                assert not leaked(response, "", world.markers), route.pattern
     assert snapshot(world.org_b) == before
     assert walked >= len(ROUTES) * 2

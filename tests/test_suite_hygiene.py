@@ -17,6 +17,14 @@ ASSERTING_CALLS = {
     "max_statements",  # conftest: fails over the query budget
     "django_assert_max_num_queries",
     "django_assert_num_queries",
+    # Playwright's expect(…): waits, then fails the test.
+    "to_have_text",
+    "not_to_have_text",
+    "to_have_count",
+    "to_be_visible",
+    "to_contain_text",
+    "not_to_contain_text",
+    "to_have_url",
 }
 
 

@@ -54,3 +54,11 @@ def alert_rule_id() -> str:
 
 def alert_id() -> str:
     return new_public_id("alrt")
+
+
+def platform_key_id() -> str:
+    return new_public_id("pkey")
+
+
+def portal_session_id() -> str:
+    return new_public_id("ps")

@@ -12,12 +12,17 @@ from webhooks import ids
 from webhooks.secrets import masked, new_signing_secret
 
 API_KEY_PREFIX = "hk_"
+PLATFORM_KEY_PREFIX = "hp_"
 MAX_OLD_SECRETS = 10
 
 
 class Organization(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=ids.org_id, editable=False)
     name = models.CharField(max_length=200)
+    # The product's own id for this customer (SPEC §10): unique, never `org_…`.
+    external_id = models.CharField(  # noqa: DJ001 (NULL: many organizations have none)
+        max_length=100, unique=True, null=True, blank=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -58,6 +63,10 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+def new_raw_key(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
 class ApiKey(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=ids.api_key_id, editable=False)
     organization = models.ForeignKey(
@@ -81,7 +90,7 @@ class ApiKey(models.Model):
     @classmethod
     def issue(cls, organization: Organization, name: str = "") -> tuple["ApiKey", str]:
         """Create a key; the raw key is returned once and never stored."""
-        raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        raw_key = new_raw_key(API_KEY_PREFIX)
         key = cls.objects.create(
             organization=organization,
             name=name,
@@ -93,6 +102,61 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class PlatformKey(models.Model):
+    """The product's back end (SPEC §10): one key for every organization,
+    which a call names in the `Herald-Organization` header."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=ids.platform_key_id, editable=False
+    )
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "platform key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @classmethod
+    def issue(cls, name: str) -> tuple["PlatformKey", str]:
+        """Create a key; the raw key is returned once and never stored."""
+        raw_key = new_raw_key(PLATFORM_KEY_PREFIX)
+        key = cls.objects.create(name=name, prefix=raw_key[:10], key_hash=hash_api_key(raw_key))
+        return key, raw_key
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PortalSession(models.Model):
+    """A one-time link into one organization's pages (SPEC §10). Only a hash
+    of its nonce is kept; the link's first visit uses it up."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=ids.portal_session_id, editable=False
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="portal_sessions"
+    )
+    nonce_hash = models.CharField(max_length=64)
+    read_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        PlatformKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.public_id} for {self.organization_id}"
 
 
 class Webhook(models.Model):

@@ -1,16 +1,58 @@
-"""Creating organizations and their members."""
+"""Organizations (tenants) and their members: creating, finding by either
+id, changing and deleting them."""
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+from webhooks import ids, signals
+from webhooks.errors import Conflict, InvalidInput, NotFound
 from webhooks.models import Membership, Organization
+from webhooks.validation import check_storable
+
+EXTERNAL_ID_MAX = 100
+NAME_MAX = 200
+
+
+def clean_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("enter a name", "name")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"must be at most {NAME_MAX} characters", "name")
+    check_storable(name, "name")
+    return name.strip()
+
+
+def clean_external_id(external_id: object) -> str | None:
+    """The product's own id for the customer: 1–100 printable characters,
+    not starting with `org_` (Herald's ids), or None."""
+    if external_id is None:
+        return None
+    if not isinstance(external_id, str) or not external_id:
+        raise InvalidInput("must be a string of 1 to 100 characters", "external_id")
+    if len(external_id) > EXTERNAL_ID_MAX:
+        raise InvalidInput(f"must be at most {EXTERNAL_ID_MAX} characters", "external_id")
+    if not external_id.isprintable() or external_id != external_id.strip():
+        raise InvalidInput("must be printable, without spaces around it", "external_id")
+    if external_id.startswith("org_"):
+        raise InvalidInput("may not start with 'org_', which Herald's own ids use", "external_id")
+    return external_id
 
 
 @transaction.atomic
-def create_organization(name: str, owner_username: str | None = None) -> Organization:
+def create_organization(
+    name: str, owner_username: str | None = None, *, external_id: str | None = None
+) -> Organization:
     """A new organization; `owner_username` becomes its owner (the user is
-    created, without a usable password, when missing)."""
-    organization = Organization.objects.create(name=name)
+    created, without a usable password, when missing). Conflict (409) when
+    `external_id` is taken."""
+    external_id = clean_external_id(external_id)
+    if external_id and Organization.objects.filter(external_id=external_id).exists():
+        raise _taken(external_id)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(name=name, external_id=external_id)
+    except IntegrityError:  # taken between the check and the insert
+        raise _taken(external_id) from None
     if owner_username:
         user, created = get_user_model().objects.get_or_create(username=owner_username)
         if created:
@@ -18,3 +60,56 @@ def create_organization(name: str, owner_username: str | None = None) -> Organiz
             user.save(update_fields=["password"])
         Membership.objects.create(organization=organization, user=user, role=Membership.Role.OWNER)
     return organization
+
+
+def _taken(external_id: str) -> Conflict:
+    return Conflict(
+        f"another organization has the external id {external_id!r}", "external_id"
+    )
+
+
+def find_organization(value: str) -> Organization:
+    """The organization named by its `org_…` id or its external id; NotFound otherwise."""
+    if not isinstance(value, str) or not value or len(value) > EXTERNAL_ID_MAX:
+        raise NotFound("No such organization.")
+    if ids.looks_like(value, "org"):
+        found = Organization.objects.filter(public_id=value).first()
+    elif value.startswith("org_") or not value.isprintable():
+        found = None
+    else:
+        found = Organization.objects.filter(external_id=value).first()
+    if found is None:
+        raise NotFound("No such organization.")
+    return found
+
+
+def update_organization(organization: Organization, **changes) -> Organization:
+    """Change `name` and/or `external_id` (None clears it)."""
+    fields = {}
+    if "name" in changes:
+        fields["name"] = clean_name(changes["name"])
+    if "external_id" in changes:
+        fields["external_id"] = clean_external_id(changes["external_id"])
+        taken = Organization.objects.filter(external_id=fields["external_id"]).exclude(
+            pk=organization.pk
+        )
+        if fields["external_id"] and taken.exists():
+            raise _taken(fields["external_id"])
+    if fields:
+        try:
+            with transaction.atomic():
+                Organization.objects.filter(pk=organization.pk).update(**fields)
+        except IntegrityError:
+            raise _taken(fields.get("external_id")) from None
+        for name, value in fields.items():
+            setattr(organization, name, value)
+    return organization
+
+
+def delete_organization(organization: Organization) -> None:
+    """Delete the organization with its webhooks, events and history. The
+    apps holding its history delete theirs first, in batches of their own
+    short transactions (signals.organization_deleting), so that no table is
+    locked for long; what is left goes in one transaction."""
+    signals.organization_deleting.send(sender=Organization, organization=organization)
+    organization.delete()

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from webhooks.errors import HeraldError
 from webhooks.organizations import create_organization
 
 
@@ -14,12 +15,20 @@ class Command(BaseCommand):
             help="make this user the owner (created without a password if missing; "
             "set one with `changepassword`)",
         )
+        parser.add_argument(
+            "--external-id",
+            metavar="ID",
+            help="your product's own id for this customer (unique; not starting with org_)",
+        )
 
-    def handle(self, name, owner=None, **options):
+    def handle(self, name, owner=None, external_id=None, **options):
         name = name.strip()
         if not name or len(name) > 200:
             raise CommandError("NAME must be 1 to 200 characters.")
-        organization = create_organization(name, owner_username=owner)
+        try:
+            organization = create_organization(name, owner_username=owner, external_id=external_id)
+        except HeraldError as error:
+            raise CommandError(f"--{error.field.replace('_', '-')}: {error.message}") from None
         if owner:
             self.stderr.write(f"{owner} is the owner of {name}.")
         self.stdout.write(organization.public_id)
