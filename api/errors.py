@@ -73,7 +73,11 @@ def _not_found(api: NinjaAPI, request, exc):
 
 
 def _too_big(api: NinjaAPI, request, exc):
-    return error_response(api, request, TooLarge("The request body is larger than the API takes (8 MiB, for a batch)."))
+    return error_response(
+        api,
+        request,
+        TooLarge("The request body is larger than the API takes (8 MiB, for a batch)."),
+    )
 
 
 def _field_name(loc: tuple) -> str | None:

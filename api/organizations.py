@@ -75,7 +75,9 @@ def organization_out(organization: Organization) -> dict:
 
 
 @router.post(
-    "", response=responses({201: OrganizationOut}, 409, *WITH_BODY), summary="Create an organization"
+    "",
+    response=responses({201: OrganizationOut}, 409, *WITH_BODY),
+    summary="Create an organization",
 )
 def create_organization(request, payload: OrganizationIn):
     """One per customer of your product; 409 when `external_id` is taken."""

@@ -62,7 +62,9 @@ class Pipeline:
     checks: dict[str, dict] = field(default_factory=dict)
 
 
-def organizations_page(cursor: str | None, now: datetime) -> tuple[list[OrganizationRow], str | None]:
+def organizations_page(
+    cursor: str | None, now: datetime
+) -> tuple[list[OrganizationRow], str | None]:
     organizations = Organization.objects.order_by("-pk")
     after = decode_cursor(cursor)
     if after is not None:

@@ -63,9 +63,7 @@ def create_organization(
 
 
 def _taken(external_id: str) -> Conflict:
-    return Conflict(
-        f"another organization has the external id {external_id!r}", "external_id"
-    )
+    return Conflict(f"another organization has the external id {external_id!r}", "external_id")
 
 
 def find_organization(value: str) -> Organization:
