@@ -9,16 +9,19 @@
   sessions): a platform key; an organization key gets a 403.
 
 Each key is counted against its rate limit (ratelimit.py), in the bucket of
-the operation: publishing, or everything else.
+the operation: publishing, or everything else. What a token and a header
+name is remembered between requests (credentials.py).
 """
+
+import copy
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from api import ratelimit
+from api import credentials, ratelimit
 from webhooks.errors import HeraldError
 from webhooks.keys import find_api_key, find_platform_key
-from webhooks.models import ApiKey, PlatformKey
+from webhooks.models import PLATFORM_KEY_PREFIX, ApiKey, PlatformKey, hash_api_key
 from webhooks.organizations import find_organization
 
 ORGANIZATION_HEADER = "Herald-Organization"
@@ -31,13 +34,20 @@ class OrganizationAuth(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | PlatformKey | None:
         token = token.strip()
-        key = find_api_key(token)
-        if key is not None:
+        epoch = credentials.current_epoch()
+        if not token.startswith(PLATFORM_KEY_PREFIX):
+            key = credentials.remembered(
+                "key", hash_api_key(token), epoch, lambda: find_api_key(token)
+            )
+            if key is None:
+                return None
             # Raises RateLimited (429) when the key is over its limit.
             request.rate_limit = ratelimit.hit_key(key.public_id, self.bucket, platform=False)
-            request.organization = key.organization
+            request.organization = copy.copy(key.organization)  # shared by the memo
             return key
-        platform_key = find_platform_key(token)
+        platform_key = credentials.remembered(
+            "platform key", hash_api_key(token), epoch, lambda: find_platform_key(token)
+        )
         if platform_key is None:
             return None
         request.rate_limit = ratelimit.hit_key(platform_key.public_id, self.bucket, platform=True)
@@ -50,7 +60,9 @@ class OrganizationAuth(HttpBearer):
                 status=400,
                 code="organization_required",
             )
-        request.organization = find_organization(named)  # NotFound: 404
+        request.organization = credentials.remembered(  # NotFound: 404
+            "organization", named, epoch, lambda: find_organization(named)
+        )
         request.platform_key = platform_key
         return platform_key
 

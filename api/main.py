@@ -86,8 +86,8 @@ api = HeraldAPI(
         "`Herald-Organization` header (its `org_…` id or your external id); the "
         "organizations and portal-session operations take a platform key only.\n\n"
         "Each key has two rate limits per `HERALD_API_RATE_WINDOW_SECONDS` (a minute): "
-        "publishing (`HERALD_API_PUBLISH_RATE_LIMIT`, 12,000 a minute; platform keys "
-        "60,000) and everything else (`HERALD_API_RATE_LIMIT`, 1,200; platform keys 6,000). "
+        "publishing (`HERALD_API_PUBLISH_RATE_LIMIT`, 60,000 a minute; platform keys "
+        "300,000) and everything else (`HERALD_API_RATE_LIMIT`, 1,200; platform keys 6,000). "
         "Answers carry `X-RateLimit-Limit` and `X-RateLimit-Remaining`, and a 429 carries "
         "`Retry-After`.\n\n"
         'Every error is `{"error": {"code": …, "message": …, "field": …}}`, `field` naming '

@@ -163,6 +163,8 @@ def procfile_command(name: str, env: dict[str, str]) -> list[str]:
     argv = shlex.split(command)
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
+    else:  # a console script of this venv (gunicorn), beside its python
+        argv[0] = str(Path(sys.executable).with_name(argv[0]))
     return argv
 
 

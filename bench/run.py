@@ -20,6 +20,10 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
      one's wait p50/p99/max, the slow one's requests in flight (bench/fairness.py)
   i  claim(100) with 10,000 webhooks and 1,000,000 due deliveries, against 100
      webhooks with 1,000 (bench/fairness.py)
+  j  ingest through the HTTP API: the Procfile's gunicorn, 8 client threads,
+     single events and batches of 100 (bench/platform_use.py)
+  k  the staff console with 1,000 organizations and 1 M attempts of history
+     (bench/platform_use.py)
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the
 DATABASE_URL server, else SQLite var/bench.sqlite3) and Redis database 14,
@@ -645,11 +649,14 @@ def scenario_f(ctx: Context) -> list[Row]:
 # Scenario g lives in bench/sustained.py, h and i in bench/fairness.py; they are
 # handed this module for Row and the helpers.
 import fairness  # noqa: E402
+import platform_use  # noqa: E402
 import sustained  # noqa: E402
 
 scenario("g", sustained.TITLE)(sustained.scenario(sys.modules[__name__]))
 scenario("h", fairness.H_TITLE)(fairness.scenario_h(sys.modules[__name__]))
 scenario("i", fairness.I_TITLE)(fairness.scenario_i(sys.modules[__name__]))
+scenario("j", platform_use.J_TITLE)(platform_use.scenario_j(sys.modules[__name__]))
+scenario("k", platform_use.K_TITLE)(platform_use.scenario_k(sys.modules[__name__]))
 
 
 # --- Main -------------------------------------------------------------------------------

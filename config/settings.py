@@ -235,9 +235,9 @@ HERALD_IDEMPOTENCY_HOURS = 24
 # sends (a batch of up to 500 events is one request): they stop a runaway
 # client, not a customer's traffic. 0 turns a limit off.
 HERALD_API_RATE_LIMIT = env_int("HERALD_API_RATE_LIMIT", 1200, minimum=0)
-HERALD_API_PUBLISH_RATE_LIMIT = env_int("HERALD_API_PUBLISH_RATE_LIMIT", 12000, minimum=0)
+HERALD_API_PUBLISH_RATE_LIMIT = env_int("HERALD_API_PUBLISH_RATE_LIMIT", 60000, minimum=0)
 HERALD_PLATFORM_RATE_LIMIT = env_int("HERALD_PLATFORM_RATE_LIMIT", 6000, minimum=0)
-HERALD_PLATFORM_PUBLISH_RATE_LIMIT = env_int("HERALD_PLATFORM_PUBLISH_RATE_LIMIT", 60000, minimum=0)
+HERALD_PLATFORM_PUBLISH_RATE_LIMIT = env_int("HERALD_PLATFORM_PUBLISH_RATE_LIMIT", 300000, minimum=0)
 HERALD_API_RATE_WINDOW_SECONDS = env_int("HERALD_API_RATE_WINDOW_SECONDS", 60, minimum=1)
 
 # Requests in flight per worker process, and how long one dispatch job keeps

@@ -1,15 +1,17 @@
 """Publishing: one transaction writes the event and one delivery per matching
 webhook; the dispatcher is woken once it commits."""
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from deliveries import envelope, lanes
+from deliveries import envelope, lanes, rows
 from deliveries.models import Delivery, Event, Trigger
 from deliveries.wakeup import wake_dispatcher
 from webhooks import patterns
@@ -98,12 +100,9 @@ def publish(
         if only_webhook is not None:
             targets = [only_webhook]
         else:
-            candidates = Webhook.objects.filter(
-                organization=organization, status__in=FANOUT_STATUSES
-            ).only("id", "status", "event_patterns")
             targets = [
                 w
-                for w in candidates
+                for w in _fanout_candidates(organization)
                 if patterns.matches_any(w.event_patterns, event_type)
                 and (exclude_webhook is None or w.pk != exclude_webhook.pk)
             ]
@@ -116,15 +115,19 @@ def publish(
             idempotency_key=idempotency_key,
             delivery_count=len(targets),
         )
-        try:
-            with transaction.atomic():
-                event.save(force_insert=True)
-        except IntegrityError:
-            # Another request with the same key committed first: answer with its event.
-            return Published(
-                Event.objects.get(organization=organization, idempotency_key=idempotency_key),
-                created=False,
-            )
+        if idempotency_key is None:
+            # Nothing unique to collide with: no savepoint (two statements fewer).
+            rows.insert([event])
+        else:
+            try:
+                with transaction.atomic():
+                    rows.insert([event])
+            except IntegrityError:
+                # Another request with the same key committed first: answer with its event.
+                return Published(
+                    Event.objects.get(organization=organization, idempotency_key=idempotency_key),
+                    created=False,
+                )
 
         if add_to_catalog:
             # PostgreSQL's jsonb cannot hold U+0000: keep such an example out of the catalog.
@@ -132,9 +135,9 @@ def publish(
 
         deliveries = [
             Delivery(
-                organization=organization,
-                event=event,
-                webhook=webhook,
+                organization_id=organization.pk,
+                event_id=event.pk,
+                webhook_id=webhook.pk,
                 event_type=event_type,
                 next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
                 next_trigger=trigger,
@@ -142,13 +145,36 @@ def publish(
             )
             for webhook in targets
         ]
-        Delivery.objects.bulk_create(deliveries)
+        rows.insert(deliveries)
         due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
         if due:
             # Last, so the lanes' row locks are held only until the commit.
             lanes.wake(due, now)
             transaction.on_commit(wake_dispatcher)
     return Published(event, created=True)
+
+
+class Candidate(NamedTuple):
+    """A webhook as fan-out needs it."""
+
+    pk: int
+    status: str
+    event_patterns: list[str]
+
+
+_FANOUT_SQL = (
+    f"SELECT id, status, event_patterns FROM {Webhook._meta.db_table} "
+    f"WHERE organization_id = %s AND status IN ({', '.join(['%s'] * len(FANOUT_STATUSES))})"
+)
+
+
+def _fanout_candidates(organization: Organization) -> list[Candidate]:
+    # The organization's webhooks that may receive, read with one fixed
+    # statement: compiling the ORM's equivalent on every publish cost a fifth
+    # of the CPU of a publish. Both databases hand back the JSON as text.
+    with connection.cursor() as cursor:
+        cursor.execute(_FANOUT_SQL, [organization.pk, *FANOUT_STATUSES])
+        return [Candidate(pk, status, json.loads(found)) for pk, status, found in cursor]
 
 
 def _earlier_event(organization: Organization, key: str, now) -> Event | None:
@@ -162,11 +188,26 @@ def _earlier_event(organization: Organization, key: str, now) -> Event | None:
     return None
 
 
+# The (organization, type) pairs this process has put in the catalog. The
+# catalog keeps the first example of each type and nothing removes an entry
+# but deleting its organization, so a type seen here needs no insert: a
+# statement fewer on every publish of a known type. Keyed by the public id,
+# which is never reused (a rolled-back row id may be, on SQLite).
+_CATALOGUED: set[tuple[str, str]] = set()
+_CATALOGUED_MAX = 10_000
+
+
 def _add_to_catalog(organization: Organization, event_type: str, example: object) -> None:
+    seen = (organization.public_id, event_type)
+    if seen in _CATALOGUED:
+        return
     EventType.objects.bulk_create(
         [EventType(organization=organization, name=event_type, example=example)],
         ignore_conflicts=True,
     )
+    if len(_CATALOGUED) >= _CATALOGUED_MAX:
+        _CATALOGUED.clear()
+    transaction.on_commit(lambda: _CATALOGUED.add(seen))
 
 
 @dataclass

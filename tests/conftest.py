@@ -6,12 +6,20 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from api import credentials
 from deliveries import dispatch
 from tests.factories import OrganizationFactory, WebhookFactory, api_key_for
 from tests.receiver import Receiver
 
 # The browser tests' fixtures (chromium, page, pump, admin).
 pytest_plugins = ["tests.browser"]
+
+
+@pytest.fixture(autouse=True)
+def _forget_credentials():
+    # Rows a test rolls back vanish without the signals that tell the API's
+    # memo (api/credentials.py); a later test may reuse their ids.
+    credentials.forget()
 
 
 @pytest.fixture(autouse=True)

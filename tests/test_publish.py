@@ -4,11 +4,14 @@ subscribed webhook; bad input writes nothing."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries import jobs
 from deliveries.models import Delivery, Event
 from deliveries.publishing import publish
+from deliveries.wakeup import wake_dispatcher
 from tests.factories import OrganizationFactory, WebhookFactory
 from webhooks.errors import InvalidInput, MalformedInput, TooLarge
 from webhooks.models import EventType, Webhook
@@ -74,6 +77,32 @@ def test_a_new_type_joins_the_catalog_with_its_example(org):
     entry = EventType.objects.get(organization=org, name="invoice.paid")
     assert entry.example == {"amount": 10}
     assert EventType.objects.filter(organization=org).count() == 1
+
+
+def catalog_inserts(queries) -> int:
+    table = EventType._meta.db_table
+    # INSERT … ON CONFLICT DO NOTHING, or SQLite's INSERT OR IGNORE
+    return sum(1 for q in queries if q["sql"].startswith("INSERT") and f'"{table}"' in q["sql"])
+
+
+def test_a_type_this_process_catalogued_costs_no_statement(org, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(org, "invoice.paid", {"amount": 10})
+    with CaptureQueriesContext(connection) as queries:
+        publish(org, "invoice.paid", {"amount": 20})
+        publish(org, "invoice.sent", {"amount": 20})
+    assert catalog_inserts(queries.captured_queries) == 1  # invoice.sent only
+
+
+def test_a_rolled_back_publish_leaves_its_type_to_the_next_one(
+    org, django_capture_on_commit_callbacks
+):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(org, "invoice.paid", {"amount": 10})
+        raise RuntimeError("the caller's transaction fails")
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(org, "invoice.paid", {"amount": 20})
+    assert EventType.objects.get(organization=org, name="invoice.paid").example == {"amount": 20}
 
 
 class TestIdempotency:
@@ -183,7 +212,7 @@ class TestWakingTheDispatcher:
         subscribed(org, "*", status=Webhook.Status.PAUSED)
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             publish(org, "person.created", {})
-        assert callbacks == []
+        assert wake_dispatcher not in callbacks
         assert jobs.queue().count == 0
 
 

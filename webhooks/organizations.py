@@ -94,13 +94,17 @@ def update_organization(organization: Organization, **changes) -> Organization:
         if fields["external_id"] and taken.exists():
             raise _taken(fields["external_id"])
     if fields:
-        try:
-            with transaction.atomic():
-                Organization.objects.filter(pk=organization.pk).update(**fields)
-        except IntegrityError:
-            raise _taken(fields.get("external_id")) from None
+        before = {name: getattr(organization, name) for name in fields}
         for name, value in fields.items():
             setattr(organization, name, value)
+        try:
+            with transaction.atomic():
+                # A save, not an update: whoever remembers organizations hears of it.
+                organization.save(update_fields=list(fields))
+        except IntegrityError:
+            for name, value in before.items():
+                setattr(organization, name, value)
+            raise _taken(fields.get("external_id")) from None
     return organization
 
 

@@ -27,6 +27,7 @@ class Command(BaseCommand):
         if len(found) > 1:
             raise CommandError(f"{key!r} names more than one key: give its pkey_… id.")
         (platform_key,) = found
-        PlatformKey.objects.filter(pk=platform_key.pk).update(revoked_at=timezone.now())
+        platform_key.revoked_at = timezone.now()
+        platform_key.save(update_fields=["revoked_at"])  # a save: the API hears of it
         self.stderr.write(f"Revoked {platform_key.prefix}… ({platform_key.name}).")
         self.stdout.write(platform_key.public_id)
