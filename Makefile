@@ -8,25 +8,24 @@ RECEIVER_PORT ?= 8001
 
 .PHONY: run test test-embedded lint format bench soak mutate stop clean
 
+# Quiet, labelled like everything `make run` prints.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@echo "setup | creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	@echo "setup | installing Herald and its dependencies into $(VENV)"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
 
 # Herald on the embedded defaults (SQLite, bundled redis-server) unless
 # DATABASE_URL / REDIS_URL say otherwise, with a demo organization whose
-# webhooks point at a bundled local receiver.
+# webhooks point at a bundled local receiver. config/run_local.py migrates,
+# seeds the demo and runs Procfile.demo; exec'd, so that make's SIGTERM (and
+# Ctrl-C) reach it, and it stops every process and the bundled redis-server.
 run: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --no-input -v 0
-	$(BIN)/python manage.py collectstatic --no-input -v 0
-	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 \
-		$(BIN)/python manage.py demo --receiver-url http://127.0.0.1:$(RECEIVER_PORT) --app-url http://$(HOST):$(PORT)
-	HERALD_ALLOW_PRIVATE_TARGETS=1 HERALD_ALLOW_HTTP=1 HOST=$(HOST) PORT=$(PORT) RECEIVER_PORT=$(RECEIVER_PORT) \
-		$(BIN)/honcho start -f Procfile.demo; status=$$?; \
-		[ -n "$$REDIS_URL" ] || $(BIN)/python -m config.embedded_redis stop; exit $$status
+	@exec $(BIN)/python -m config.run_local --host $(HOST) --port $(PORT) --receiver-port $(RECEIVER_PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

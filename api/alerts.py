@@ -79,7 +79,11 @@ class AlertOut(Schema):
     kind: str
     state: str
     metric: str | None
-    value: float | None
+    value: float | None = Field(description="the metric when the alert opened")
+    current_value: float | None = Field(
+        description="the metric at the latest evaluation while open (the value it opened "
+        "with until one; null: nothing left to measure)"
+    )
     threshold: float | None
     window_minutes: int | None
     message: str

@@ -1,4 +1,4 @@
-"""Deliveries API (SPEC §8): list, read with attempts, retry."""
+"""Deliveries API (SPEC §8): list, read with attempts, retry, resend."""
 
 from datetime import datetime
 from typing import Annotated, Literal
@@ -172,4 +172,17 @@ def retry_delivery(request, delivery_id: str):
     """Queues one manual attempt now; a success marks the delivery succeeded.
     409 when it already succeeded or its webhook is not active."""
     delivery = actions.retry_delivery(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
+    return Status(202, delivery_summary(delivery))
+
+
+@router.post(
+    "/{delivery_id}/resend",
+    response=responses({202: DeliverySummaryOut}, *WITH_ID, 409),
+    summary="Send any delivery again, a succeeded one included",
+)
+def resend_delivery(request, delivery_id: str):
+    """Queues one manual attempt now, whatever the delivery's state: the same
+    event and `webhook-id`, a fresh timestamp and signature. The attempt's
+    outcome becomes the delivery's state. 409 when its webhook is not active."""
+    delivery = actions.resend_delivery(get_by_public_id(_deliveries(request), delivery_id, "dlv"))
     return Status(202, delivery_summary(delivery))

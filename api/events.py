@@ -1,19 +1,20 @@
-"""Events API (SPEC §8): publish one or a batch, read one with its deliveries."""
+"""Events API (SPEC §8): publish one or a batch, list them, read one with its deliveries."""
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from ninja import Field, Header, Router, Schema, Status
+from ninja import Field, Header, Query, Router, Schema, Status
 
 from api import ratelimit
 from api.auth import OrganizationAuth
 from api.deliveries import DeliverySummaryOut, delivery_summary
-from api.openapi import WITH_BODY, WITH_ID, responses
-from api.pagination import get_by_public_id
-from api.parsing import StrictSchema
+from api.openapi import WITH_BODY, WITH_ID, WITH_QUERY, responses
+from api.pagination import get_by_public_id, page
+from api.parsing import IsoTime, StrictSchema
 from deliveries.envelope import iso_millis
 from deliveries.models import Event
 from deliveries.publishing import BatchItem, Published, publish, publish_batch
+from deliveries.search import EventFilters, find_events
 from webhooks.errors import InvalidInput
 
 router = Router(auth=OrganizationAuth(), tags=["events"])
@@ -42,19 +43,28 @@ class EventIn(StrictSchema):
     )
 
 
-class PublishedOut(Schema):
-    id: str
-    type: str
-    timestamp: str
-    deliveries: int
-
-
 class EventOut(Schema):
     id: str
     type: str
     timestamp: str
     data: dict[str, Any]
     deliveries: list[DeliverySummaryOut]
+
+
+class EventSummaryOut(Schema):
+    id: str
+    type: str
+    timestamp: str
+    deliveries: int
+
+
+class PublishedOut(EventSummaryOut):
+    """An event as published: `deliveries` webhooks it fans out to."""
+
+
+class EventListOut(Schema):
+    items: list[EventSummaryOut]
+    next_cursor: str | None
 
 
 class BatchIn(StrictSchema):
@@ -77,13 +87,7 @@ class BatchOut(Schema):
 
 
 def published_out(published: Published) -> dict:
-    event = published.event
-    return {
-        "id": event.public_id,
-        "type": event.type,
-        "timestamp": iso_millis(event.created_at),
-        "deliveries": event.delivery_count,
-    }
+    return event_summary(published.event)
 
 
 @router.post(
@@ -138,6 +142,55 @@ def publish_batch_of_events(request, payload: BatchIn):
     return Status(
         202, {"items": [published_out(p) | {"duplicate": not p.created} for p in published]}
     )
+
+
+@router.get(
+    "",
+    response=responses({200: EventListOut}, 400, *WITH_QUERY),
+    summary="List events, newest first",
+)
+def list_events(
+    request,
+    type: str | None = Query(  # noqa: A002 (the SPEC's name for it)
+        None,
+        description="an exact type (`order.created`) or a pattern (`order.*`); empty for all",
+        max_length=100,
+    ),
+    since: Annotated[
+        IsoTime | None, Query(description="only events published at or after this time")
+    ] = None,
+    until: Annotated[
+        IsoTime | None, Query(description="only events published before this time")
+    ] = None,
+    include_operational: bool = Query(
+        False, description="include Herald's own `herald.*` events (left out by default)"
+    ),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    limit: int = Query(50, ge=1, le=200, description="items per page"),
+):
+    """Filters combine; `until` must be later than `since` (422). A pattern
+    selects among the types the organization has published. Pages are stable
+    while events are added. A time without an offset is UTC."""
+    events = find_events(
+        request.organization,
+        EventFilters(
+            type=type or "",
+            since=since,
+            until=until,
+            include_operational=include_operational,
+        ),
+    ).defer("data_json")
+    items, next_cursor = page(events, cursor, limit)
+    return {"items": [event_summary(e) for e in items], "next_cursor": next_cursor}
+
+
+def event_summary(event: Event) -> dict:
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": iso_millis(event.created_at),
+        "deliveries": event.delivery_count,
+    }
 
 
 @router.get(

@@ -1,5 +1,5 @@
 """Webhooks API (SPEC §8): create, list, read, update, delete, rotate the
-secret, send a test event, retry failed deliveries, stats."""
+secret, send a test event, retry failed deliveries, replay, stats."""
 
 from datetime import datetime
 from typing import Literal
@@ -13,7 +13,7 @@ from api.auth import OrganizationAuth
 from api.openapi import WITH_BODY, WITH_ID, WITH_QUERY, responses
 from api.pagination import get_by_public_id, page
 from api.parsing import IsoTime, StrictSchema, optional
-from deliveries import actions
+from deliveries import actions, replay
 from monitoring.stats import WINDOWS, window_stats
 from webhooks import validation
 from webhooks.models import Webhook
@@ -338,6 +338,71 @@ def retry_failed(request, webhook_id: str, payload: RetryFailedIn | None = None)
     is optional. 409 when the webhook is not active."""
     since = payload.since if payload else None
     return Status(202, {"count": actions.retry_failed(_get(request, webhook_id), since=since)})
+
+
+class ReplayIn(StrictSchema):
+    since: IsoTime = Field(description="events published at or after this time")
+    until: IsoTime = optional("events published before this time; now when left out")
+    status: Literal["any", "failed", "succeeded", "none"] = Field(
+        "any",
+        description="which of them, by this webhook's delivery of each: `any`; `failed`; "
+        "`succeeded`; `none`, the events it never got (a backfill of a new webhook)",
+    )
+    event_type: str = optional(
+        "only this type or the types of this pattern (`order.*`), among those the webhook "
+        "subscribes to",
+        {"maxLength": 100},
+    )
+    dry_run: bool = Field(False, description="count the events, send nothing")
+
+
+class ReplayOut(Schema):
+    id: str | None = Field(description="the replay's id (`rpl_…`); null for a dry run")
+    count: int = Field(description="events it sends (or would send, in a dry run)")
+    sent: int = Field(description="of those, how many have been sent (ended) so far")
+    duplicate: bool = Field(
+        description="true when the same replay was still running: that one is returned, "
+        "and nothing more is sent"
+    )
+
+
+@router.post(
+    "/{webhook_id}/replay",
+    response=responses({202: ReplayOut, 200: ReplayOut}, *WITH_ID, 409, *WITH_BODY),
+    summary="Send the webhook the events of a time range again, or for the first time",
+)
+def replay_events(request, webhook_id: str, payload: ReplayIn):
+    """Every event published in the range whose type the webhook subscribes
+    to, events from before the webhook existed included, selected by this
+    webhook's delivery of it (`status`). Only this webhook gets them, no faster
+    than its `rate_limit` and `max_in_flight` allow. A delivery still pending
+    is not queued twice, and the same replay asked for while it runs answers
+    with the first (`duplicate`), so a retried request sends nothing twice.
+    202 `{count}`; with `dry_run`, 200 and nothing is sent. 409 when the webhook
+    is not active; 422 when `until` is not after `since`, or the range holds
+    more than `HERALD_REPLAY_MAX_EVENTS` events to send."""
+    webhook = _get(request, webhook_id)
+    criteria = replay.Criteria(
+        since=payload.since,
+        until=payload.until,
+        status=payload.status,
+        event_type=payload.event_type or "",
+    )
+    if payload.dry_run:
+        return Status(
+            200,
+            {"id": None, "count": replay.count(webhook, criteria), "sent": 0, "duplicate": False},
+        )
+    started, is_new = replay.start(webhook, criteria)
+    return Status(
+        202,
+        {
+            "id": started.public_id,
+            "count": started.total,
+            "sent": replay.progress(started).sent,
+            "duplicate": not is_new,
+        },
+    )
 
 
 @router.get(

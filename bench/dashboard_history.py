@@ -545,6 +545,9 @@ def fill_history(
             counters[f"lat_{index}"] = f"SUM(CASE WHEN {within} THEN 1 ELSE 0 END)"
             lower = upper
         unknown = set(metrics.COUNTER_COLUMNS) - set(counters)
+        # The fastest and slowest response, which bound each row's p95.
+        counters["latency_min_ms"] = f"MIN(CASE WHEN {responded} THEN a.duration_ms END)"
+        counters["latency_max_ms"] = f"MAX(CASE WHEN {responded} THEN a.duration_ms END)"
         if unknown:
             notes.add(f"WebhookStats counters left at their default: {sorted(unknown)}")
         minute = sql.minute("a.started_at")
@@ -568,6 +571,8 @@ def fill_history(
                 "webhook_id": "s.webhook_id",
                 "hour": hour,
                 **{c: f"SUM(s.{c})" for c in metrics.COUNTER_COLUMNS},
+                "latency_min_ms": "MIN(s.latency_min_ms)",
+                "latency_max_ms": "MAX(s.latency_max_ms)",
             },
             f"{WebhookStats._meta.db_table} s WHERE s.webhook_id IN ({', '.join(str(w.pk) for w in webhooks)})",
             notes,

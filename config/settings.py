@@ -64,6 +64,9 @@ MIDDLEWARE = [
     # After X-Frame-Options, so that it answers first: the portal's pages may be framed.
     "dashboard.csp.PolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that it runs first on the way out: an htmx action's messages go
+    # with its response, before MessageMiddleware keeps them for a later page.
+    "dashboard.flash.HtmxMessagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,7 +112,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {**_SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
     # Worker processes share the file with the web process and the tests:
     # the test database must be a file too, not the in-memory default.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_herald.sqlite3")}
+    # HERALD_TEST_SQLITE_NAME lets two test runs on one checkout keep apart.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(VAR_DIR / env_str("HERALD_TEST_SQLITE_NAME", "test_herald.sqlite3"))
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and queues ------------------------------------------------------
@@ -237,7 +243,9 @@ HERALD_IDEMPOTENCY_HOURS = 24
 HERALD_API_RATE_LIMIT = env_int("HERALD_API_RATE_LIMIT", 1200, minimum=0)
 HERALD_API_PUBLISH_RATE_LIMIT = env_int("HERALD_API_PUBLISH_RATE_LIMIT", 60000, minimum=0)
 HERALD_PLATFORM_RATE_LIMIT = env_int("HERALD_PLATFORM_RATE_LIMIT", 6000, minimum=0)
-HERALD_PLATFORM_PUBLISH_RATE_LIMIT = env_int("HERALD_PLATFORM_PUBLISH_RATE_LIMIT", 300000, minimum=0)
+HERALD_PLATFORM_PUBLISH_RATE_LIMIT = env_int(
+    "HERALD_PLATFORM_PUBLISH_RATE_LIMIT", 300000, minimum=0
+)
 HERALD_API_RATE_WINDOW_SECONDS = env_int("HERALD_API_RATE_WINDOW_SECONDS", 60, minimum=1)
 
 # Requests in flight per worker process, and how long one dispatch job keeps
@@ -262,6 +270,9 @@ HERALD_MAX_EVENT_BYTES = 1024 * 1024
 HERALD_MAX_BATCH_EVENTS = 500
 # A batch's body: its events together (each still at most 1 MiB of data).
 HERALD_MAX_BATCH_BYTES = 8 * 1024 * 1024
+# At most this many events sent by one replay (its deliveries are written in
+# the request): a longer range is refused, asking for a shorter one.
+HERALD_REPLAY_MAX_EVENTS = env_int("HERALD_REPLAY_MAX_EVENTS", 10000, minimum=1)
 HERALD_MAX_URL_LENGTH = 2048
 HERALD_RESPONSE_READ_BYTES = 64 * 1024
 HERALD_RESPONSE_STORE_BYTES = 4 * 1024

@@ -16,7 +16,7 @@ from deliveries import claiming
 from deliveries.models import Delivery, Event
 from monitoring import health, stats
 from monitoring.models import WebhookStats
-from webhooks.cursors import decode_cursor, encode_cursor
+from webhooks.cursors import KeysetPage, keyset_page
 from webhooks.models import Organization, Webhook
 
 PAGE_SIZE = 100
@@ -64,16 +64,13 @@ class Pipeline:
 
 def organizations_page(
     cursor: str | None, now: datetime
-) -> tuple[list[OrganizationRow], str | None]:
-    organizations = Organization.objects.order_by("-pk")
-    after = decode_cursor(cursor)
-    if after is not None:
-        organizations = organizations.filter(pk__lt=after)
-    page = list(organizations[: PAGE_SIZE + 1])
-    next_cursor = encode_cursor(page[PAGE_SIZE - 1].pk) if len(page) > PAGE_SIZE else None
-    rows = {o.pk: OrganizationRow(o) for o in page[:PAGE_SIZE]}
+) -> tuple[list[OrganizationRow], KeysetPage]:
+    """A page of organizations, newest first, with their figures; and the
+    page (its Older and Newer cursors). HeraldError for a cursor not ours."""
+    page = keyset_page(Organization.objects.all(), cursor, PAGE_SIZE)
+    rows = {o.pk: OrganizationRow(o) for o in page.items}
     if not rows:
-        return [], next_cursor
+        return [], page
     org_ids = list(rows)
 
     webhooks = list(
@@ -118,7 +115,7 @@ def organizations_page(
     )
     for item in oldest:
         rows[item["organization_id"]].oldest_due = item["first"]
-    return list(rows.values()), next_cursor
+    return list(rows.values()), page
 
 
 def _at(moment: datetime):

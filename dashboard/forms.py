@@ -1,8 +1,11 @@
 """Dashboard forms. The rules live in webhooks.validation (shared with the
 API); these forms only turn its errors into messages next to the fields."""
 
+from datetime import UTC
+
 from django import forms
 
+from deliveries.replay import Criteria
 from webhooks import validation
 from webhooks.errors import InvalidInput
 from webhooks.models import Webhook
@@ -195,10 +198,12 @@ class RuleForm(forms.Form):
     @classmethod
     def initial_for(cls, rule) -> dict:
         threshold = rule.threshold * 100 if rule.metric == "success_rate" else rule.threshold
+        threshold = round(threshold, 4)
         return {
             "webhook": rule.webhook.public_id if rule.webhook_id else "",
             "metric": rule.metric,
-            "threshold": round(threshold, 4),
+            # A whole number reads as one: "5" failed deliveries, not "5.0".
+            "threshold": int(threshold) if threshold.is_integer() else threshold,
             "window_minutes": rule.window_minutes,
             "min_attempts": rule.min_attempts,
             "enabled": rule.enabled,
@@ -224,3 +229,57 @@ class RuleForm(forms.Form):
         if field == "threshold" and self.cleaned_data.get("metric") == "success_rate":
             message = "a success rate is a percentage above 0 and at most 100"
         self.add_error(field, message)
+
+
+class ReplayForm(forms.Form):
+    """The Replay dialog (SPEC §7): a time range (UTC), which events by this
+    webhook's delivery of them, and a type or pattern. deliveries.replay
+    checks the rest (a pattern's syntax, a range too long)."""
+
+    since = forms.DateTimeField(
+        label="From (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        label="To (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Empty for now.",
+    )
+    status = forms.ChoiceField(
+        label="Events",
+        choices=[
+            ("any", "all of them"),
+            ("failed", "those whose delivery failed"),
+            ("succeeded", "those whose delivery succeeded"),
+            ("none", "those it never got (backfill)"),
+        ],
+    )
+    event_type = forms.CharField(
+        label="Type",
+        required=False,
+        max_length=100,
+        help_text="A type or a pattern; empty for all.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Must be later than From.")
+        return data
+
+    def criteria(self) -> Criteria:
+        data = self.cleaned_data
+        # The wall-clock time typed, read as UTC (as the labels say).
+        return Criteria(
+            since=data["since"].replace(tzinfo=UTC),
+            until=data["until"].replace(tzinfo=UTC) if data.get("until") else None,
+            status=data["status"],
+            event_type=data["event_type"].strip(),
+        )
+
+    def show_error(self, error: InvalidInput) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)

@@ -4,14 +4,16 @@ WebhookStats, lists are keyset-paginated on indexed columns."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, F
 
+from deliveries import search as find
 from deliveries.models import Delivery, Event
 from monitoring import stats as metrics
-from webhooks.cursors import decode_cursor, encode_cursor
-from webhooks.errors import HeraldError
+from webhooks import ids
+from webhooks.cursors import keyset_page
+from webhooks.errors import HeraldError, InvalidInput
 from webhooks.models import Organization, Webhook
 
 OVERVIEW_WINDOW = timedelta(hours=24)
@@ -60,7 +62,8 @@ class LogFilters:
 @dataclass
 class LogPage:
     deliveries: list[Delivery]
-    next_cursor: str | None
+    older: str | None
+    newer: str | None
     filters: LogFilters
     has_pending: bool
     errors: dict[str, str] = field(default_factory=dict)
@@ -76,20 +79,20 @@ def delivery_log(webhook: Webhook, filters: LogFilters, now: datetime) -> LogPag
     if filters.since in LOG_SINCE:
         deliveries = deliveries.filter(created_at__gte=now - LOG_SINCE[filters.since])
     if filters.event_id:
-        deliveries = deliveries.filter(event__public_id=filters.event_id.strip())
+        # An event id or a delivery id, as pasted.
+        wanted = find.clean_pasted_id(filters.event_id)
+        if ids.looks_like(wanted, "dlv"):
+            deliveries = deliveries.filter(public_id=wanted)
+        else:
+            deliveries = deliveries.filter(event__public_id=wanted)
+    deliveries = deliveries.annotate(event_public_id=F("event__public_id"))
     try:
-        after = decode_cursor(filters.cursor)
+        page = keyset_page(deliveries, filters.cursor, PAGE_SIZE)
     except HeraldError:
         errors["cursor"] = "That page link is not valid any more; showing the newest."
-        after = None
-    if after is not None:
-        deliveries = deliveries.filter(pk__lt=after)
-    page = list(
-        deliveries.annotate(event_public_id=F("event__public_id")).order_by("-pk")[: PAGE_SIZE + 1]
-    )
-    next_cursor = encode_cursor(page[PAGE_SIZE - 1].pk) if len(page) > PAGE_SIZE else None
+        page = keyset_page(deliveries, None, PAGE_SIZE)
     has_pending = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).exists()
-    return LogPage(page[:PAGE_SIZE], next_cursor, filters, has_pending, errors)
+    return LogPage(page.items, page.older, page.newer, filters, has_pending, errors)
 
 
 @dataclass
@@ -98,22 +101,95 @@ class EventRow:
     outcome: dict[str, int]
 
 
-def recent_events(
-    organization: Organization, cursor: str | None
-) -> tuple[list[EventRow], str | None]:
-    events = Event.objects.filter(organization=organization).defer("data_json")
-    after = decode_cursor(cursor)
-    if after is not None:
-        events = events.filter(pk__lt=after)
-    page = list(events.order_by("-pk")[: PAGE_SIZE + 1])
-    next_cursor = encode_cursor(page[PAGE_SIZE - 1].pk) if len(page) > PAGE_SIZE else None
-    page = page[:PAGE_SIZE]
+@dataclass
+class EventSearch:
+    """The events page's filters, as they stand in its URL."""
+
+    q: str = ""  # an evt_… or dlv_… id, as pasted
+    type: str = ""  # exact or a pattern
+    since: str = ""  # YYYY-MM-DD, UTC, from the start of that day
+    until: str = ""  # YYYY-MM-DD, UTC, to the end of that day
+    failed: bool = False
+    herald: bool = False  # include Herald's own herald.* events
+    cursor: str = ""
+
+    @classmethod
+    def from_query(cls, get) -> "EventSearch":
+        return cls(
+            q=get.get("q", "").strip(),
+            type=get.get("type", "").strip(),
+            since=get.get("since", "").strip(),
+            until=get.get("until", "").strip(),
+            failed=get.get("failed") == "1",
+            herald=get.get("herald") == "1",
+            cursor=get.get("cursor", ""),
+        )
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self.q or self.type or self.since or self.until or self.failed)
+
+
+@dataclass
+class EventsPage:
+    rows: list[EventRow]
+    older: str | None
+    newer: str | None
+    errors: dict[str, str] = field(default_factory=dict)
+    searched: bool = False  # the list is what `q` found
+
+
+def _day(text: str, field_name: str, errors: dict[str, str]) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        errors[field_name] = "Give a date like 2026-11-30."
+        return None
+
+
+def events_page(organization: Organization, search: EventSearch) -> EventsPage:
+    """A page of the events page: what `q` names, or the events that pass the
+    filters, newest first; each with its deliveries' outcome. Bad filters
+    come back as errors by field, with no rows."""
+    if search.q:
+        event = find.event_for_id(organization, search.q)
+        rows = [event] if event else []
+        return EventsPage(_with_outcomes(rows), None, None, searched=True)
+    errors: dict[str, str] = {}
+    since = _day(search.since, "since", errors)
+    until = _day(search.until, "until", errors)
+    filters = find.EventFilters(
+        type=search.type,
+        since=since,
+        until=until + timedelta(days=1) if until else None,
+        include_operational=search.herald,
+        failed_only=search.failed,
+    )
+    if not errors:
+        try:
+            filters.check()
+        except InvalidInput as error:
+            errors[error.field] = error.message[:1].upper() + error.message[1:] + "."
+    if errors:
+        return EventsPage([], None, None, errors)
+    events = find.find_events(organization, filters).defer("data_json")
+    try:
+        page = keyset_page(events, search.cursor, PAGE_SIZE)
+    except HeraldError:
+        page = keyset_page(events, None, PAGE_SIZE)
+        errors["cursor"] = "That page link is not valid any more; showing the newest."
+    return EventsPage(_with_outcomes(page.items), page.older, page.newer, errors)
+
+
+def _with_outcomes(events: list[Event]) -> list[EventRow]:
     outcome: dict[int, dict[str, int]] = defaultdict(dict)
     counts = (
-        Delivery.objects.filter(event_id__in=[e.pk for e in page])
+        Delivery.objects.filter(event_id__in=[e.pk for e in events])
         .values("event_id", "status")
         .annotate(n=Count("id"))
     )
     for row in counts:
         outcome[row["event_id"]][row["status"]] = row["n"]
-    return [EventRow(e, outcome[e.pk]) for e in page], next_cursor
+    return [EventRow(e, outcome[e.pk]) for e in events]

@@ -35,12 +35,12 @@ def staff_required(view):
 def console_page(request):
     now = timezone.now()
     try:
-        rows, next_cursor = console.organizations_page(request.GET.get("cursor"), now)
+        rows, page = console.organizations_page(request.GET.get("cursor"), now)
     except HeraldError:
         return redirect("staff")
     context = {
         "rows": rows,
-        "next_cursor": next_cursor,
+        "page": page,
         "pipeline": console.pipeline(now),
         "count_limit": console.COUNT_LIMIT,
         "now": now,

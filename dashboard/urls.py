@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import portal, staff, views
+from dashboard import assets, portal, staff, views
 from dashboard.signin import ThrottledAuthenticationForm
 
 urlpatterns = [
@@ -13,6 +13,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("", views.overview, name="overview"),
     path("orgs/switch/", views.switch_organization, name="switch_organization"),
     path("webhooks/new/", views.webhook_create, name="webhook_create"),
@@ -29,11 +30,18 @@ urlpatterns = [
         views.webhook_retry_failed,
         name="webhook_retry_failed",
     ),
+    path("webhooks/<str:webhook_id>/replay/", views.webhook_replay, name="webhook_replay"),
+    path(
+        "webhooks/<str:webhook_id>/replays/<str:replay_id>/",
+        views.replay_progress,
+        name="replay_progress",
+    ),
     path("webhooks/<str:webhook_id>/secret/", views.webhook_secret, name="webhook_secret"),
     path("webhooks/<str:webhook_id>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
     path("deliveries/<str:delivery_id>/", views.delivery_detail, name="delivery"),
     path("deliveries/<str:delivery_id>/row/", views.delivery_row, name="delivery_row"),
     path("deliveries/<str:delivery_id>/retry/", views.delivery_retry, name="delivery_retry"),
+    path("deliveries/<str:delivery_id>/resend/", views.delivery_resend, name="delivery_resend"),
     path("events/", views.events, name="events"),
     path("events/<str:event_id>/", views.event_detail, name="event"),
     path("alerts/", views.alerts_page, name="alerts"),

@@ -2,6 +2,7 @@
 through deliveries.actions and webhooks.validation, as the API's do."""
 
 import json
+from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -13,11 +14,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 
-from dashboard import charts, queries
+from dashboard import charts, queries, signing
 from dashboard.access import MEMBER, SESSION_KEY, access_required, memberships
-from dashboard.forms import ApiKeyForm, RuleForm, WebhookForm
-from deliveries import actions, claiming
-from deliveries.models import Delivery, Event
+from dashboard.forms import ApiKeyForm, ReplayForm, RuleForm, WebhookForm
+from deliveries import actions, claiming, replay
+from deliveries.models import Delivery, Event, Replay
 from monitoring import alerts
 from monitoring import stats as metrics
 from monitoring.models import Alert, AlertRule
@@ -139,21 +140,46 @@ def webhook_detail(request, webhook_id):
         "log_since": list(queries.LOG_SINCE),
         "open_alerts": alerts.open_alerts_by_webhook([webhook])[webhook.pk],
         "pressure": claiming.pressure(webhook, now),
+        "replay_form": ReplayForm(
+            initial={"since": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")}
+        ),
+        "count": None,
     }
     return render(request, "dashboard/webhook_detail.html", context)
+
+
+# What makes the log change on request (not its own polling): the address
+# bar follows, so reload, back/forward and a shared link show the same rows.
+LOG_NAVIGATION = {"log-filters", "log-older", "log-newer"}
 
 
 @require_GET
 @access_required
 def webhook_log(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
-    log = queries.delivery_log(webhook, _log_filters(request), timezone.now())
-    return render(request, "dashboard/partials/delivery_log.html", {"webhook": webhook, "log": log})
+    filters = _log_filters(request)
+    log = queries.delivery_log(webhook, filters, timezone.now())
+    response = render(
+        request, "dashboard/partials/delivery_log.html", {"webhook": webhook, "log": log}
+    )
+    if request.htmx.trigger in LOG_NAVIGATION:
+        page_url = reverse("webhook", args=[webhook.public_id])
+        query = request.GET.copy()
+        response["HX-Push-Url"] = f"{page_url}?{query.urlencode()}" if query else page_url
+    return response
 
 
 def _back_to(request, webhook: Webhook) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRefresh()
+    return redirect("webhook", webhook_id=webhook.public_id)
+
+
+def _log_changed(request, webhook: Webhook) -> HttpResponse:
+    """After an action that adds to the delivery log: htmx gets no page, only
+    word to refresh the log (herald:retried) and the action's messages (flash.py)."""
+    if request.htmx:
+        return trigger_client_event(HttpResponse(status=204), "herald:retried")
     return redirect("webhook", webhook_id=webhook.public_id)
 
 
@@ -184,7 +210,7 @@ def webhook_test(request, webhook_id):
         messages.success(request, "Test event sent: watch it arrive in the log below.")
     except HeraldError as error:
         messages.error(request, error.message)
-    return _back_to(request, webhook)
+    return _log_changed(request, webhook)
 
 
 @require_POST
@@ -196,14 +222,18 @@ def webhook_retry_failed(request, webhook_id):
         messages.success(request, f"Retrying {count} failed deliver{'y' if count == 1 else 'ies'}.")
     except HeraldError as error:
         messages.error(request, error.message)
-    return _back_to(request, webhook)
+    return _log_changed(request, webhook)
 
 
 @require_POST
 @access_required(change=True)
 def webhook_secret(request, webhook_id):
+    """Reveal the secret, or with `hide`, mask it again."""
     webhook = _get(Webhook, request, webhook_id, "wh")
-    return render(request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True})
+    revealed = request.POST.get("hide") != "1"
+    return render(
+        request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": revealed}
+    )
 
 
 @require_POST
@@ -214,12 +244,60 @@ def webhook_rotate(request, webhook_id):
         webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
         webhook.rotate_secret()
         webhook.save(update_fields=["secret", "previous_secrets", "updated_at"])
-    messages.success(request, "Secret rotated. The old one keeps signing for the grace period.")
+    messages.success(request, signing.rotation_notice(webhook, timezone.now()))
     if request.htmx:
         return render(
             request, "dashboard/partials/secret.html", {"webhook": webhook, "revealed": True}
         )
     return redirect("webhook", webhook_id=webhook.public_id)
+
+
+def _replay_form(request, webhook: Webhook, *, status: int = 200, **context) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/partials/replay.html",
+        {"webhook": webhook, "count": None, **context},
+        status=status,
+    )
+
+
+@require_POST
+@access_required(change=True)
+def webhook_replay(request, webhook_id):
+    """The Replay dialog's form: `count` shows how many events it would send;
+    `confirm` starts it and shows its progress."""
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    form = ReplayForm(request.POST)
+    if not form.is_valid():
+        return _replay_form(request, webhook, replay_form=form, status=422)
+    criteria = form.criteria()
+    try:
+        if "confirm" not in request.POST:
+            count = replay.count(webhook, criteria)
+            return _replay_form(request, webhook, replay_form=form, count=count)
+        started, is_new = replay.start(webhook, criteria)
+    except HeraldError as error:
+        form.show_error(error)
+        return _replay_form(request, webhook, replay_form=form, status=422)
+    return _replay_progress(request, started, is_new=is_new)
+
+
+def _replay_progress(request, started: Replay, *, is_new: bool = True) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/partials/replay_progress.html",
+        {"replay": started, "progress": replay.progress(started), "is_new": is_new},
+    )
+
+
+@require_GET
+@access_required
+def replay_progress(request, webhook_id, replay_id):
+    webhook = _get(Webhook, request, webhook_id, "wh")
+    found = _get(Replay, request, replay_id, "rpl")
+    if found.webhook_id != webhook.pk:
+        raise Http404
+    return _replay_progress(request, found)
 
 
 @require_http_methods(["GET", "POST"])
@@ -269,30 +347,40 @@ def delivery_row(request, delivery_id):
 @require_POST
 @access_required(change=True)
 def delivery_retry(request, delivery_id):
+    return _attempt_now(request, delivery_id, actions.retry_delivery, "Retrying now.")
+
+
+@require_GET
+@access_required
+def events(request):
+    search = queries.EventSearch.from_query(request.GET)
+    page = queries.events_page(request.organization, search)
+    context = {"page": page, "search": search, "event_types": _event_types(request.organization)}
+    return render(request, "dashboard/events.html", context, status=422 if page.errors else 200)
+
+
+@require_POST
+@access_required(change=True)
+def delivery_resend(request, delivery_id):
+    return _attempt_now(request, delivery_id, actions.resend_delivery, "Resending now.")
+
+
+def _attempt_now(request, delivery_id: str, action, done: str) -> HttpResponse:
+    """Retry or resend: the row (htmx), or back to the delivery page."""
     delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
     try:
-        delivery = actions.retry_delivery(delivery)
+        delivery = action(delivery)
     except HeraldError as error:
         if request.htmx:
             response = _row(request, delivery)
             return trigger_client_event(response, "herald:error", {"message": error.message})
         messages.error(request, error.message)
         return redirect("delivery", delivery_id=delivery.public_id)
+    messages.success(request, done)
     if request.htmx:
-        # The log starts refreshing itself, so the row turns succeeded in place.
+        # The row, pending again, polls itself until the attempt ends.
         return trigger_client_event(_row(request, delivery), "herald:retried")
-    messages.success(request, "Retrying now.")
     return redirect("delivery", delivery_id=delivery.public_id)
-
-
-@require_GET
-@access_required
-def events(request):
-    try:
-        rows, next_cursor = queries.recent_events(request.organization, request.GET.get("cursor"))
-    except HeraldError:
-        return redirect("events")
-    return render(request, "dashboard/events.html", {"rows": rows, "next_cursor": next_cursor})
 
 
 @require_GET

@@ -24,8 +24,19 @@ def _require_active(webhook: Webhook, doing: str) -> None:
 def retry_delivery(delivery: Delivery) -> Delivery:
     """One immediate manual attempt of a failed or pending delivery."""
     if delivery.status == Delivery.Status.SUCCEEDED:
-        raise Conflict("This delivery already succeeded.", "status")
-    _require_active(delivery.webhook, "retrying its deliveries")
+        raise Conflict("This delivery already succeeded; resend it to send it again.", "status")
+    return _attempt_now(delivery, "retrying its deliveries")
+
+
+def resend_delivery(delivery: Delivery) -> Delivery:
+    """One immediate manual attempt of any delivery, a succeeded one included
+    (Stripe's and GitHub's "Redeliver"): the same event, the same webhook-id,
+    a fresh signature. Its outcome is the delivery's new state."""
+    return _attempt_now(delivery, "resending its deliveries")
+
+
+def _attempt_now(delivery: Delivery, doing: str) -> Delivery:
+    _require_active(delivery.webhook, doing)
     now = timezone.now()
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(

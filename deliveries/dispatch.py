@@ -90,6 +90,9 @@ class DeliveryUpdate:
     status: str = Delivery.Status.PENDING
     next_attempt_at: datetime | None = None
     completed_at: datetime | None = None
+    # 1 when the attempt was made on request (a retry, a resend): added to
+    # the delivery's manual_attempts.
+    manual: int = 0
 
 
 _UPDATE_COLUMNS = (
@@ -109,9 +112,12 @@ def _update_deliveries(updates: list[DeliveryUpdate]) -> None:
     # worker's CPU in profiles.
     table = Delivery._meta.db_table
     assignments = ", ".join(f"{c} = %s" for c in _UPDATE_COLUMNS)
-    sql = f"UPDATE {table} SET {assignments}, next_trigger = %s, claimed_until = NULL WHERE id = %s"
+    sql = (
+        f"UPDATE {table} SET {assignments}, manual_attempts = manual_attempts + %s, "
+        "next_trigger = %s, claimed_until = NULL WHERE id = %s"
+    )
     rows = [
-        [*(getattr(u, c) for c in _UPDATE_COLUMNS), Trigger.AUTO, u.id]
+        [*(getattr(u, c) for c in _UPDATE_COLUMNS), u.manual, Trigger.AUTO, u.id]
         for u in sorted(updates, key=lambda u: u.id)
     ]
     with connection.cursor() as cursor:
@@ -182,6 +188,7 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
             last_status_code=outcome.status_code,
             last_latency_ms=outcome.duration_ms,
             last_error_kind=outcome.error_kind,
+            manual=int(claimed.trigger == Trigger.MANUAL),
         )
         if outcome.succeeded:
             delivery.status = Delivery.Status.SUCCEEDED
@@ -371,18 +378,17 @@ class SendPool(Executor):
                 thread.join()
 
 
-_executor: SendPool | None = None
-_executor_lock = threading.Lock()
+# One pool per size, kept for the process: a dispatcher never shuts down a
+# pool another dispatcher in the same process (a test's) may be using.
+_pools: dict[int, SendPool] = {}
+_pools_lock = threading.Lock()
 
 
 def _pool(size: int) -> SendPool:
-    global _executor
-    with _executor_lock:
-        if _executor is None or _executor._max_workers != size:
-            if _executor is not None:
-                _executor.shutdown(wait=False)
-            _executor = SendPool(size)
-        return _executor
+    with _pools_lock:
+        if size not in _pools:
+            _pools[size] = SendPool(size)
+        return _pools[size]
 
 
 def run(

@@ -1,6 +1,7 @@
 """The engine's records: what was published (Event), each event's journey to
-one webhook (Delivery), every HTTP try of it (DeliveryAttempt), and each
-webhook's place in the dispatcher's round (Lane)."""
+one webhook (Delivery), every HTTP try of it (DeliveryAttempt), each
+webhook's place in the dispatcher's round (Lane), and the requests to send a
+webhook past events again (Replay)."""
 
 import json
 
@@ -27,6 +28,8 @@ class Event(models.Model):
             models.Index(fields=["organization", "-created_at"]),
             # The events page and API: an organization's events, newest first by id.
             models.Index(fields=["organization", "-id"], name="event_org_log_idx"),
+            # ... of one type, or of the types a pattern selects (search.py).
+            models.Index(fields=["organization", "type", "-id"], name="event_org_type_idx"),
             models.Index(fields=["created_at"]),
         ]
         constraints = [
@@ -66,6 +69,9 @@ class Delivery(models.Model):
     event_type = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Of those, the ones made on request (a retry or a resend), not by the
+    # retry schedule: pages show "3 of 3 scheduled, +2 manual", not "5 of 3".
+    manual_attempts = models.PositiveSmallIntegerField(default=0)
     # When the next attempt is due. NULL while pending means parked: the
     # webhook is paused, and resuming sets it to now.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -78,6 +84,10 @@ class Delivery(models.Model):
     last_error_kind = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The replay that last sent it again (replay.py): its progress counts it.
+    replay = models.ForeignKey(
+        "Replay", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -113,6 +123,18 @@ class Delivery(models.Model):
             models.Index(fields=["webhook", "-id"], name="delivery_webhook_log_idx"),
             models.Index(fields=["webhook", "status", "-id"], name="delivery_webhook_status_idx"),
             models.Index(fields=["organization", "-id"], name="delivery_org_log_idx"),
+            # Events with a failed delivery (search.py), newest first.
+            models.Index(
+                fields=["organization", "-event"],
+                condition=models.Q(status="failed"),
+                name="delivery_org_failed_idx",
+            ),
+            # A replay's deliveries, to show its progress.
+            models.Index(
+                fields=["replay", "status"],
+                condition=models.Q(replay__isnull=False),
+                name="delivery_replay_idx",
+            ),
             # The sweeper's look for leases that ran out.
             models.Index(
                 fields=["claimed_until"],
@@ -192,3 +214,32 @@ class Lane(models.Model):
 
     def __str__(self) -> str:
         return f"lane of {self.webhook_id} (due {self.due_at})"
+
+
+class Replay(models.Model):
+    """A request to send one webhook the events of a time range again
+    (SPEC §8 `POST /webhooks/{id}/replay`, replay.py). `total` is how many
+    deliveries it queued; they point back at it while it runs."""
+
+    class Status(models.TextChoices):
+        ANY = "any"
+        FAILED = "failed"
+        SUCCEEDED = "succeeded"
+        NONE = "none"  # events the webhook never got: a backfill
+
+    public_id = models.CharField(max_length=40, unique=True, default=ids.replay_id, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="replays")
+    since = models.DateTimeField()
+    # NULL: up to when it was asked for (requested_at).
+    until = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ANY)
+    event_type = models.CharField(max_length=100, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["webhook", "-id"], name="replay_webhook_idx")]
+
+    def __str__(self) -> str:
+        return f"replay {self.public_id} of {self.webhook_id}"

@@ -15,6 +15,9 @@ from webhooks.models import ApiKey, Membership, Organization, Webhook
 DEMO_ORG = "Demo Co"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password"
+# An owner's address, so alert e-mails have someone to go to (make run prints
+# them to the console: EMAIL_BACKEND).
+DEMO_EMAIL = "demo@example.com"
 
 # name, receiver path (None: nothing listens), patterns, extra fields
 DEMO_WEBHOOKS = [
@@ -55,6 +58,7 @@ def seed(receiver_url: str) -> Seeded:
         _, api_key = ApiKey.issue(organization, name="demo")
     user, _ = get_user_model().objects.get_or_create(username=DEMO_USER)
     user.set_password(DEMO_PASSWORD)
+    user.email = DEMO_EMAIL
     # Staff, so the demo can also look around Django's admin.
     user.is_staff = user.is_superuser = True
     user.save()

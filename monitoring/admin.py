@@ -10,8 +10,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "public_id",
         "organization",
         "webhook",
-        "metric",
-        "threshold",
+        "fires_when",
         "window_minutes",
         "min_attempts",
         "enabled",
@@ -20,6 +19,10 @@ class AlertRuleAdmin(admin.ModelAdmin):
     search_fields = ["public_id", "organization__name", "webhook__public_id"]
     raw_id_fields = ["organization", "webhook"]
     readonly_fields = ["public_id", "created_at", "updated_at"]
+
+    @admin.display(description="fires when", ordering="metric")
+    def fires_when(self, rule: AlertRule) -> str:
+        return rule.condition_text()
 
 
 @admin.register(Alert)
@@ -32,6 +35,7 @@ class AlertAdmin(admin.ModelAdmin):
         "state",
         "metric",
         "value",
+        "current_value",
         "opened_at",
         "resolved_at",
     ]

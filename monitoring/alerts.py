@@ -15,7 +15,10 @@ window length, never on how much history there is. For each (rule, webhook):
   is already open for that pair: staying over repeats nothing;
 - it resolves the open alert when the value is no longer over the threshold,
   including when the window holds no traffic left to measure. The sample size
-  gates opening only, so a quiet webhook does not keep an alert open forever.
+  gates opening only, so a quiet webhook does not keep an alert open forever;
+- it records the value it measured on every open alert (`current_value`,
+  `evaluated_at`), so pages show where the metric is now, not only where it
+  was when the alert opened (`value`).
 
 Opening and resolving publish `herald.alert.opened` / `herald.alert.resolved`
 in the same transaction; e-mail and chat follow at the end of the pass
@@ -29,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -41,6 +44,7 @@ from monitoring.models import (
     AlertRule,
 )
 from monitoring.stats import WindowStats, window_stats
+from monitoring.units import count_text
 from webhooks import ids
 from webhooks.errors import InvalidInput
 from webhooks.models import Organization, Webhook
@@ -258,6 +262,7 @@ def alert_data(alert: Alert) -> dict:
         "state": alert.state,
         "metric": alert.metric or None,
         "value": alert.value,
+        "current_value": alert.latest_value,
         "threshold": alert.threshold,
         "window_minutes": alert.window_minutes,
         "message": alert.message,
@@ -293,6 +298,11 @@ def resolve(alerts: list[tuple[Alert, str]], now: datetime) -> list[Outgoing]:
     Alert.objects.filter(pk__in=[a.pk for a, _ in alerts], state=Alert.State.OPEN).update(
         state=Alert.State.RESOLVED, resolved_at=now, notice_pending=True
     )
+    return _resolved_events(alerts, now)
+
+
+def _resolved_events(alerts: list[tuple[Alert, str]], now: datetime) -> list[Outgoing]:
+    """Mark these (alert, reason) pairs resolved in memory; their events."""
     events = []
     for alert, reason in alerts:
         alert.state, alert.resolved_at, alert.notice_pending = Alert.State.RESOLVED, now, True
@@ -398,9 +408,12 @@ def describe(
     metric: str, value: float, threshold: float, window_minutes: int, attempts: int
 ) -> str:
     window = f"the last {window_minutes} minute{'s' if window_minutes != 1 else ''}"
-    sample = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    sample = f"{count_text(attempts)} attempt{'s' if attempts != 1 else ''}"
     if metric == Metric.FAILED_DELIVERIES:
-        return f"{value:g} failed deliveries in {window}, more than {threshold:g} ({sample})."
+        return (
+            f"{count_text(value)} failed deliveries in {window}, "
+            f"more than {count_text(threshold)} ({sample})."
+        )
     if metric == Metric.AVG_LATENCY_MS:
         return f"Average latency {value:,.0f} ms over {window}, above {threshold:,g} ms ({sample})."
     return (
@@ -427,6 +440,34 @@ def _stats_by_window(
                 )
             )
     return result
+
+
+def _save_evaluated(alerts: list[Alert]) -> None:
+    """Write what a pass found about open alerts it locked: each one's value
+    now and whether it resolved. One statement, many parameter rows, however
+    many alerts (as dispatch._update_deliveries)."""
+    if not alerts:
+        return
+    sql = (
+        f"UPDATE {Alert._meta.db_table} SET current_value = %s, evaluated_at = %s, "
+        "state = %s, resolved_at = %s, notice_pending = (notice_pending OR %s) "
+        "WHERE id = %s AND state = %s"
+    )
+    adapt = connection.ops.adapt_datetimefield_value  # stored as the ORM stores it
+    rows = [
+        [
+            a.current_value,
+            adapt(a.evaluated_at),
+            a.state,
+            adapt(a.resolved_at),
+            a.state == Alert.State.RESOLVED,
+            a.pk,
+            Alert.State.OPEN,
+        ]
+        for a in sorted(alerts, key=lambda a: a.pk)
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def evaluate(now: datetime | None = None) -> Evaluation:
@@ -468,6 +509,7 @@ def evaluate(now: datetime | None = None) -> Evaluation:
             for a in locked_open(Alert.objects.filter(kind=Alert.Kind.THRESHOLD))
         }
         to_open: list[Alert] = []
+        measured: list[Alert] = []  # open ones, measured again
         recovered: list[Alert] = []
         evaluated = set()
         for rule, webhook in checks:
@@ -478,6 +520,8 @@ def evaluate(now: datetime | None = None) -> Evaluation:
             over = is_over(rule.metric, value, rule.threshold)
             current = open_alerts.get(key)
             if current is not None:
+                current.current_value, current.evaluated_at = value, now
+                measured.append(current)
                 if not over:
                     recovered.append(current)
             elif (
@@ -494,6 +538,8 @@ def evaluate(now: datetime | None = None) -> Evaluation:
                         kind=Alert.Kind.THRESHOLD,
                         metric=rule.metric,
                         value=value,
+                        current_value=value,
+                        evaluated_at=now,
                         threshold=rule.threshold,
                         window_minutes=rule.window_minutes,
                         message=describe(
@@ -512,12 +558,13 @@ def evaluate(now: datetime | None = None) -> Evaluation:
             )
         )
         Alert.objects.bulk_create(to_open)
-        resolved = resolve(
+        resolved = _resolved_events(
             [(a, "recovered") for a in recovered]
             + [(a, "rule_changed") for a in orphaned]
             + [(a, "webhook_enabled") for a in reenabled],
             now,
         )
+        _save_evaluated(measured + orphaned + reenabled)
         publish_many(
             [alert_event(a, operational.ALERT_OPENED) for a in to_open] + resolved, now=now
         )

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from monitoring.units import NOTHING, count_text, latency_text, percent_text
 from webhooks import ids
 from webhooks.errors import InvalidInput
 from webhooks.models import Organization, Webhook
@@ -42,6 +43,12 @@ class Counters(models.Model):
     lat_8 = models.PositiveIntegerField(default=0)
     lat_9 = models.PositiveIntegerField(default=0)
     lat_10 = models.PositiveIntegerField(default=0)
+    # The fastest and slowest response of the span: a percentile read from
+    # the histogram is interpolated within its bucket and kept between them
+    # (stats.percentile_from_histogram). NULL while there is no response, and
+    # in rows with responses counted before these were kept (extremes unknown).
+    latency_min_ms = models.PositiveIntegerField(null=True, blank=True)
+    latency_max_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -182,7 +189,15 @@ class AlertRule(models.Model):
         indexes = [models.Index(fields=["organization", "-id"], name="alertrule_org_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_metric_display()} {self.threshold:g} / {self.window_minutes} min"
+        return f"{self.condition_text()} / {self.window_minutes} min"
+
+    def condition_text(self) -> str:
+        """When it fires, as people read it: `more than 5 failed deliveries`."""
+        if self.metric == self.Metric.SUCCESS_RATE:
+            return f"success rate under {percent_text(self.threshold)}"
+        if self.metric == self.Metric.AVG_LATENCY_MS:
+            return f"average latency over {latency_text(self.threshold)}"
+        return f"more than {count_text(self.threshold)} failed deliveries"
 
     def clean(self) -> None:
         try:
@@ -243,6 +258,11 @@ class Alert(models.Model):
     # deliveries in a row, or null for a 410), and the rule's threshold then.
     value = models.FloatField(null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
+    # The metric at the latest evaluation while the alert was open (null: it
+    # had nothing to measure), and when that was; null on alerts no
+    # evaluation has seen (webhook_disabled ones, older ones).
+    current_value = models.FloatField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
     window_minutes = models.PositiveIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
@@ -286,3 +306,29 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.kind} ({self.state})"
+
+    @property
+    def latest_value(self) -> float | None:
+        """The metric as last measured: at the latest evaluation, else at opening."""
+        return self.current_value if self.evaluated_at is not None else self.value
+
+    def value_text(self) -> str:
+        return metric_text(self.metric, self.value)
+
+    def latest_value_text(self) -> str:
+        return metric_text(self.metric, self.latest_value)
+
+    def threshold_text(self) -> str:
+        return metric_text(self.metric, self.threshold)
+
+
+def metric_text(metric: str, value: float | None) -> str:
+    """A value of `metric` as people read it: `96.5%`, `1.2 s`, `14`. Alerts
+    without a metric (webhook_disabled) count failed deliveries in a row."""
+    if value is None:
+        return NOTHING
+    if metric == AlertRule.Metric.SUCCESS_RATE:
+        return percent_text(value)
+    if metric == AlertRule.Metric.AVG_LATENCY_MS:
+        return latency_text(value)
+    return count_text(value)

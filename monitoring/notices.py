@@ -118,6 +118,9 @@ def _describe(alert: Alert) -> str:
     what = alert.message or alert.get_kind_display()
     if alert.kind == Alert.Kind.WEBHOOK_DISABLED:
         what = f"disabled by Herald. {what}"
+    elif alert.state == Alert.State.RESOLVED and alert.current_value is not None:
+        # The message tells what opened it; a resolved one says where it stands now.
+        what = f"{what} Now {alert.latest_value_text()}."
     name = webhook.name or urlsplit(webhook.url).hostname or "webhook"
     return f"{name} ({webhook.public_id}): {what}"
 

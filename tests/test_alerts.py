@@ -310,6 +310,7 @@ class TestNotifications:
             "state": "open",
             "metric": "success_rate",
             "value": 0.0,
+            "current_value": 0.0,
             "threshold": 0.95,
             "window_minutes": 60,
             "message": alert.message,

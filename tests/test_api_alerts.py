@@ -226,6 +226,7 @@ def test_alerts_list_newest_first_with_filters(api, org, hook, some_alerts):
         "state": "open",
         "metric": "success_rate",
         "value": 0.0,
+        "current_value": 0.0,
         "threshold": 0.95,
         "window_minutes": 60,
         "message": alert.message,

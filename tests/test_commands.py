@@ -1,5 +1,6 @@
 """Management commands print their result as the last line (SPEC §9)."""
 
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -117,7 +118,40 @@ def test_demo_seeds_once_and_prints_the_org_id(db):
     assert {w.url.rsplit("/", 1)[-1] for w in webhooks} >= {"healthy", "flaky", "slow"}
     assert webhooks.filter(url__startswith="http://127.0.0.1:8002").count() == 5
     assert webhooks.filter(event_patterns=["herald.*"]).count() == 1
-    assert get_user_model().objects.get(username="demo").check_password("demo-password")
+    demo_user = get_user_model().objects.get(username="demo")
+    assert demo_user.check_password("demo-password")
+    # An owner with an address: alert e-mails (console backend under make run) reach someone.
+    assert demo_user.email == "demo@example.com"
+    assert Membership.objects.get(user=demo_user, organization=org).role == "owner"
+
+
+def test_demo_labels_every_line_for_make_run(db):
+    out, err = StringIO(), StringIO()
+    call_command(
+        "demo",
+        "--labelled",
+        "--receiver-url",
+        "http://127.0.0.1:8001",
+        "--app-url",
+        "http://127.0.0.1:8000",
+        stdout=out,
+        stderr=err,
+    )
+    lines = out.getvalue().splitlines()
+    assert err.getvalue() == ""
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        "demo organization",
+        "API key (shown once)",
+        "dashboard",
+        "API docs",
+        "alert e-mails",
+    ]
+    org_id = re.fullmatch(
+        r"demo organization: (org_\w+) \(Demo Co, 6 webhooks → http://127.0.0.1:8001\)", lines[0]
+    ).group(1)
+    assert Organization.objects.filter(public_id=org_id).exists()
+    assert "dashboard: http://127.0.0.1:8000/   login: demo / demo-password" in lines
+    assert lines[-1].startswith("alert e-mails: to demo@example.com")
 
 
 class TestRetention:

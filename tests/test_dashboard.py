@@ -273,7 +273,13 @@ class TestWebhookActions:
         response = browser.post(
             f"/webhooks/{webhook.public_id}/retry-failed/", HTTP_HX_REQUEST="true"
         )
-        assert response.status_code == 200 and response["HX-Refresh"] == "true"
+        # No reload: the log refreshes itself, the message comes with the answer.
+        assert response.status_code == 204 and "HX-Refresh" not in response
+        trigger = json.loads(response["HX-Trigger"])
+        assert "herald:retried" in trigger
+        assert trigger["herald:messages"]["messages"] == [
+            {"text": "Retrying 2 failed deliveries.", "level": "success"}
+        ]
         assert Delivery.objects.filter(status="pending").count() == 2
 
     def test_reveal_and_rotate_the_secret(self, browser, org):

@@ -32,6 +32,7 @@ walker a way to make one of B's objects for it.
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,7 +44,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from deliveries.models import Delivery, DeliveryAttempt
+from deliveries.models import Delivery, DeliveryAttempt, Replay
 from deliveries.publishing import publish
 from monitoring.models import Alert, AlertRule
 from tests.factories import MembershipFactory, OrganizationFactory, WebhookFactory, api_key_for
@@ -62,6 +63,7 @@ EXCLUDED = {
     "api/": "the API root: a JSON 404 pointing at the docs, holds no data",
     "^api/(?P<rest>.*)$": "the JSON 404 for unknown /api/ paths: answers everyone alike",
     "login/": "the login page itself: public by design",
+    "favicon.ico": "a redirect to the static icon: public by design, holds no data",
     "healthz": "the health check: public by design, holds no data (tests/test_health.py)",
     "metrics": "Prometheus metrics: installation-wide totals, no per-organization labels, "
     "behind their own token (tests/test_metrics.py)",
@@ -121,6 +123,9 @@ def make_world() -> World:
         error_kind="http_status",
     )
     key_b, raw_key_b = ApiKey.issue(org_b, name="Bravo key Zq9")
+    replay_b = Replay.objects.create(
+        organization=org_b, webhook=webhook_b, since=timezone.now() - timedelta(days=1)
+    )
     rule_b = AlertRule.objects.create(
         organization=org_b, webhook=webhook_b, metric="failed_deliveries", threshold=3
     )
@@ -146,6 +151,7 @@ def make_world() -> World:
             "key_id": key_b.public_id,
             "rule_id": rule_b.public_id,
             "alert_id": alert_b.public_id,
+            "replay_id": replay_b.public_id,
             "org_id": org_b.public_id,
             "organization_id": org_b.public_id,
             "org": org_b.public_id,
@@ -168,6 +174,7 @@ def make_world() -> World:
             rule_b.public_id,
             alert_b.public_id,
             alert_b.message,
+            replay_b.public_id,
         ],
     )
 
@@ -289,6 +296,10 @@ def snapshot(org: Organization) -> dict:
 # --- the walk ---------------------------------------------------------------------
 
 
+# The least body an operation takes, where `{}` is not enough.
+ACCEPTED_BODIES = {"api/v1/webhooks/<webhook_id>/replay": {"since": "2026-01-01T00:00:00Z"}}
+
+
 def attack_body(world: World) -> dict:
     """Sent with every POST and PATCH: B's ids under the names a form or a
     body might read them from, as an attacker would try."""
@@ -398,7 +409,8 @@ def test_no_route_shows_or_changes_another_organizations_data(world):
                     ("platform key for A", platform_a),
                 ):
                     # A body the operation accepts, so that the id is looked up...
-                    as_a = call(anonymous, method, url, {}, **credentials)
+                    accepted = ACCEPTED_BODIES.get(route.pattern, {})
+                    as_a = call(anonymous, method, url, accepted, **credentials)
                     check(route, method, who, as_a, url, world, login_url)
                     # ...and one it may refuse first: then exactly as for an
                     # id that names nothing.

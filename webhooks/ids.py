@@ -62,3 +62,7 @@ def platform_key_id() -> str:
 
 def portal_session_id() -> str:
     return new_public_id("ps")
+
+
+def replay_id() -> str:
+    return new_public_id("rpl")

@@ -1,27 +1,25 @@
 import json
 
 from django import template
+from django.utils import timezone
 
+from dashboard import signing
 from dashboard.charts import tone
+from deliveries import failures
+from monitoring import units
 
 register = template.Library()
 
 
 @register.filter
 def percent(value) -> str:
-    if value is None:
-        return "—"
-    text = f"{value * 100:.1f}".removesuffix(".0")
-    return f"{text}%"
+    return units.percent_text(value)
 
 
 @register.filter
 def ms(value) -> str:
-    if value is None:
-        return "—"
-    if value >= 1000:
-        return f"{value / 1000:.1f} s"
-    return f"{value:.0f} ms"
+    # The units of the tiles, the chart's axis and the alerts alike.
+    return units.latency_text(value)
 
 
 @register.filter
@@ -45,3 +43,32 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag
+def attempt_error(attempt, webhook) -> str:
+    """An attempt's failure as a sentence (its raw text stays in error_message)."""
+    return failures.describe(
+        attempt.error_kind,
+        attempt.error_message,
+        url=webhook.url,
+        timeout_seconds=webhook.timeout_seconds,
+        status_code=attempt.response_status,
+    )
+
+
+@register.simple_tag
+def delivery_error(delivery, webhook) -> str:
+    """A delivery's last failure as a sentence, from what its row keeps (no raw text)."""
+    return failures.describe(
+        delivery.last_error_kind,
+        url=webhook.url,
+        timeout_seconds=webhook.timeout_seconds,
+        status_code=delivery.last_status_code,
+    )
+
+
+@register.filter
+def previous_secrets_until(webhook) -> list:
+    """When each of the webhook's previous secrets still signing stops, latest first."""
+    return signing.previous_secrets_until(webhook, timezone.now())

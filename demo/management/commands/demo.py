@@ -1,6 +1,7 @@
 import random
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from demo import seed
@@ -22,22 +23,33 @@ class Command(BaseCommand):
         parser.add_argument(
             "--interval", type=float, default=2.0, help="seconds between streamed events (mean)"
         )
+        parser.add_argument(
+            "--labelled",
+            action="store_true",
+            help="label every line, the org id too (make run); without it the org id is "
+            "the bare last line of output, for scripts",
+        )
 
-    def handle(self, receiver_url, app_url, stream=False, interval=2.0, **options):
+    def handle(self, receiver_url, app_url, stream=False, interval=2.0, labelled=False, **options):
         if stream:
             return self.stream(interval)
         seeded = seed.seed(receiver_url)
         org = seeded.organization
-        self.stderr.write(
-            f"Demo organization {org.name} with {org.webhooks.count()} webhooks → {receiver_url}"
-        )
-        if seeded.api_key:
-            self.stderr.write(f"API key (shown once): {seeded.api_key}")
-        self.stderr.write(
-            f"\n  Herald dashboard: {app_url}/   login: {seed.DEMO_USER} / {seed.DEMO_PASSWORD}"
-            f"\n  API docs:         {app_url}/api/docs\n"
-        )
-        self.stdout.write(org.public_id)
+        on_console = settings.EMAIL_BACKEND.endswith(".console.EmailBackend")
+        summary = [
+            f"demo organization: {org.public_id} ({org.name}, "
+            f"{org.webhooks.count()} webhooks → {receiver_url})",
+            *([f"API key (shown once): {seeded.api_key}"] if seeded.api_key else []),
+            f"dashboard: {app_url}/   login: {seed.DEMO_USER} / {seed.DEMO_PASSWORD}",
+            f"API docs: {app_url}/api/docs",
+            f"alert e-mails: to {seed.DEMO_EMAIL}"
+            + (", printed by the worker (console e-mail backend)" if on_console else ""),
+        ]
+        if labelled:
+            self.stdout.write("\n".join(summary))
+        else:
+            self.stderr.write("\n".join(summary))
+            self.stdout.write(org.public_id)
 
     def stream(self, interval):
         if interval <= 0:
