@@ -47,14 +47,16 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deliveries import lanes
 from deliveries.lanes import DELIVERIES, LANES
 from deliveries.models import Delivery, Event, Lane
-from webhooks.models import Webhook
+from webhooks.models import Organization, Webhook
+
+EVENTS = Event._meta.db_table
 
 # How far ahead a rate-limited webhook's requests are claimed: its threads
 # wait at most this long for their start time.
@@ -134,19 +136,20 @@ def seconds_until_due(now: datetime | None = None) -> float | None:
 
 
 def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, int]:
-    """Requests in flight now, per webhook: its deliveries under a live lease."""
-    rows = (
-        Delivery.objects.filter(
-            webhook_id__in=webhook_ids,
-            status=Delivery.Status.PENDING,
-            claimed_until__gt=now or timezone.now(),
-        )
-        .values_list("webhook_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    """Requests in flight now, per webhook: its deliveries under a live lease
+    (the leased-rows index)."""
     counts = dict.fromkeys(webhook_ids, 0)
-    counts.update(dict(rows))
+    if not webhook_ids:
+        return counts
+    at = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT webhook_id, COUNT(*) FROM {DELIVERIES} "
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
+            "AND claimed_until > %s AND status = 'pending' GROUP BY webhook_id",
+            [*webhook_ids, at],
+        )
+        counts.update(dict(cursor.fetchall()))
     return counts
 
 
@@ -353,9 +356,11 @@ def _next_retries(webhook_ids: list[int], now: datetime) -> dict[int, datetime |
 
 
 def _as_datetime(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)  # SQLite hands back the stored text
+    if value is None:
+        return None
+    # SQLite hands back the stored text, or a naive datetime where its
+    # converter recognised the column's declared type.
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
@@ -391,26 +396,28 @@ def claim(limit: int, now: datetime | None = None) -> Claim:
     now = now or timezone.now()
     if limit < 1:
         return Claim()
-    with transaction.atomic():
+    adapt = connection.ops.adapt_datetimefield_value
+    # Fixed statements, not the ORM's: a claim runs many times a second, and
+    # compiling its queries cost more CPU than the database spent on them.
+    with transaction.atomic(), connection.cursor() as cursor:
         # The due index alone (no join): lanes of webhooks paused or
         # disabled meanwhile are parked below, when their webhook is read.
-        lane_rows = list(
-            Lane.objects.select_for_update(skip_locked=True)
-            .filter(due_at__lte=now)
-            .order_by("due_at")
-            .values_list("webhook_id", "rate_next_at")[:limit]
+        cursor.execute(
+            f"SELECT webhook_id, rate_next_at FROM {LANES} WHERE due_at <= %s "
+            f"ORDER BY due_at LIMIT %s{_SKIP_LOCKED[connection.vendor]}",
+            [adapt(now), limit],
         )
+        lane_rows = [(w, _as_datetime(rate_next_at)) for w, rate_next_at in cursor.fetchall()]
         if not lane_rows:
             return Claim()
-        webhooks = {
-            w.id: w
-            for w in Webhook.objects.filter(id__in=[r[0] for r in lane_rows]).select_related(
-                "organization"
-            )
-        }
+        webhooks = {w.id: w for w in _webhooks([r[0] for r in lane_rows])}
         parked = [w for w, _ in lane_rows if webhooks[w].status != Webhook.Status.ACTIVE]
         if parked:
-            Lane.objects.filter(webhook_id__in=parked).update(due_at=None)
+            cursor.execute(
+                f"UPDATE {LANES} SET due_at = NULL "
+                f"WHERE webhook_id IN ({', '.join(['%s'] * len(parked))})",
+                parked,
+            )
         flying = in_flight(list(webhooks), now)
         plans = []
         for webhook_id, rate_next_at in lane_rows:
@@ -458,56 +465,81 @@ def claim(limit: int, now: datetime | None = None) -> Claim:
                 claimed_rows.append((plan, row, not_before.timestamp()))
         drained = [p.webhook.pk for p in plans if not p.webhook.ordered and p.drained]
         next_retries = _next_retries(drained, now)
-        adapt = connection.ops.adapt_datetimefield_value
         for lease, ids in sorted(leases.items()):
-            Delivery.objects.filter(id__in=ids).update(claimed_until=lease)
+            cursor.execute(
+                f"UPDATE {DELIVERIES} SET claimed_until = %s "
+                f"WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                [adapt(lease), *ids],
+            )
         next_due = {
             plan.webhook.pk: _next_due(plan, now, next_retries.get(plan.webhook.pk))
             for plan in plans
         }
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {LANES} SET due_at = %s, rate_next_at = %s WHERE webhook_id = %s",
-                [
-                    (adapt(next_due[plan.webhook.pk]), adapt(plan.rate_next_at), plan.webhook.pk)
-                    for plan in sorted(plans, key=lambda p: p.webhook.pk)
-                ],
-            )
+        cursor.executemany(
+            f"UPDATE {LANES} SET due_at = %s, rate_next_at = %s WHERE webhook_id = %s",
+            [
+                (adapt(next_due[plan.webhook.pk]), adapt(plan.rate_next_at), plan.webhook.pk)
+                for plan in sorted(plans, key=lambda p: p.webhook.pk)
+            ],
+        )
 
     result = Claim()
     result.more_due = any(due is not None and due <= now for due in next_due.values())
     if not claimed_rows:
         return result
-    events = {
-        e.id: e
-        for e in Event.objects.filter(id__in={row[1] for _, row, _ in claimed_rows}).only(
-            "id", "public_id", "type", "created_at", "data_json"
+    event_ids = sorted({row[1] for _, row, _ in claimed_rows})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, public_id, type, created_at, data_json FROM {EVENTS} "
+            f"WHERE id IN ({', '.join(['%s'] * len(event_ids))})",
+            event_ids,
         )
-    }
+        events = {row[0]: row for row in cursor.fetchall()}
     targets = {plan.webhook.pk: _target(plan.webhook, now) for plan in plans if plan.taken}
-    result.extend(
-        Claimed(
-            delivery_id=delivery_id,
-            attempt_number=attempts + 1,
-            trigger=trigger,
-            event_public_id=events[event_id].public_id,
-            event_type=events[event_id].type,
-            event_created_at=events[event_id].created_at,
-            data_json=events[event_id].data_json,
-            target=targets[plan.webhook.pk],
-            delivery_public_id=public_id,
-            not_before=not_before,
+    for plan, (delivery_id, event_id, attempts, trigger, public_id), not_before in claimed_rows:
+        _, event_public_id, event_type, created_at, data_json = events[event_id]
+        result.append(
+            Claimed(
+                delivery_id=delivery_id,
+                attempt_number=attempts + 1,
+                trigger=trigger,
+                event_public_id=event_public_id,
+                event_type=event_type,
+                event_created_at=_as_datetime(created_at),
+                data_json=data_json,
+                target=targets[plan.webhook.pk],
+                delivery_public_id=public_id,
+                not_before=not_before,
+            )
         )
-        for plan, (delivery_id, event_id, attempts, trigger, public_id), not_before in claimed_rows
-    )
     return result
+
+
+# FOR UPDATE SKIP LOCKED where there is such a thing; SQLite has one writer
+# at a time, and its transactions (IMMEDIATE) take the lock up front.
+_SKIP_LOCKED = defaultdict(str, postgresql=" FOR UPDATE SKIP LOCKED")
+
+_WEBHOOK_COLUMNS = ", ".join(f"w.{f.column}" for f in Webhook._meta.concrete_fields)
+
+
+def _webhooks(ids: list[int]) -> list[Webhook]:
+    """These webhooks, each with its organization's public id
+    (`organization_public_id`): one fixed statement."""
+    return list(
+        Webhook.objects.raw(
+            f"SELECT {_WEBHOOK_COLUMNS}, o.public_id AS organization_public_id "
+            f"FROM {Webhook._meta.db_table} w JOIN {Organization._meta.db_table} o "
+            f"ON o.id = w.organization_id WHERE w.id IN ({', '.join(['%s'] * len(ids))})",
+            ids,
+        )
+    )
 
 
 def _target(webhook: Webhook, now: datetime) -> Target:
     return Target(
         id=webhook.id,
         public_id=webhook.public_id,
-        organization_public_id=webhook.organization.public_id,
+        organization_public_id=webhook.organization_public_id,
         url=webhook.url,
         secrets=webhook.signing_secrets(now),
         signature_style=webhook.signature_style,

@@ -7,11 +7,12 @@ Only this module's main thread touches the database; the threads run
 """
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from deliveries import actions, claiming, envelope, lanes, retry, sender, signals, signing
+from deliveries import actions, claiming, envelope, lanes, retry, rows, sender, signals, signing
 from deliveries.claiming import Claimed, claim
 from deliveries.models import Delivery, DeliveryAttempt, Trigger
 from webhooks.models import Webhook
@@ -32,7 +33,11 @@ log = logging.getLogger(__name__)
 RECORD_BATCH = 50
 RECORD_EVERY_SECONDS = 0.05
 # With requests in flight and nothing claimed last time, look again this often.
-IDLE_CLAIM_EVERY_SECONDS = 0.05
+IDLE_CLAIM_EVERY_SECONDS = 0.02
+# With requests in flight, claim again once this share of the slots is free:
+# often enough that few threads wait, seldom enough that a claim's fixed cost
+# is shared by several deliveries.
+REFILL_AT_FREE = 0.1
 # With nothing in flight, wait for a lane due within this long instead of ending.
 LINGER_SECONDS = 1.0
 
@@ -217,7 +222,7 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
             ended_by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
 
     with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(attempts)
+        rows.append(attempts)
         _update_deliveries([item.update for item in recorded])
         for webhook_id in sorted(by_webhook):
             _update_webhook_health(
@@ -408,19 +413,29 @@ def run(
     concurrency = concurrency or settings.HERALD_WORKER_CONCURRENCY
     max_seconds = settings.HERALD_DISPATCH_MAX_SECONDS if max_seconds is None else max_seconds
     pool = _pool(concurrency)
-    refill_at_free = max(1, concurrency // 4)
-    in_flight: dict[Future, Claimed] = {}
+    refill_at_free = max(1, math.ceil(concurrency * REFILL_AT_FREE))
+    # Each thread hands its result over here as it finishes: the main thread
+    # learns of a free slot at once, whatever the number in flight.
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight = 0
     finished: list[Result] = []
     deadline = time.monotonic() + max_seconds
     last_record = time.monotonic()
     next_claim = 0.0
     made = 0
 
+    def send(item: Claimed) -> None:
+        try:
+            results.put(attempt(item))
+        except Exception:  # a bug in attempt(): leave it to the lease
+            log.exception("attempt of delivery %s crashed", item.delivery_id)
+            results.put(None)
+
     def fill() -> None:
         """Claim work for the free slots, when there are enough of them."""
-        nonlocal next_claim
+        nonlocal next_claim, in_flight
         now = time.monotonic()
-        free = concurrency - len(in_flight)
+        free = concurrency - in_flight
         if now >= deadline or now < next_claim or should_stop():
             return
         if in_flight and free < refill_at_free:
@@ -429,8 +444,30 @@ def run(
         if claimed and (len(claimed) == free or claimed.more_due) and on_full_claim:
             on_full_claim()
         for item in claimed:
-            in_flight[pool.submit(attempt, item)] = item
+            pool.submit(send, item)
+        in_flight += len(claimed)
         next_claim = 0.0 if claimed else now + IDLE_CLAIM_EVERY_SECONDS
+
+    def collect(timeout: float) -> None:
+        """Take the results that came in, waiting up to `timeout` for one."""
+        nonlocal in_flight
+        try:
+            result = results.get(timeout=timeout)
+            while True:
+                in_flight -= 1
+                if result is not None:
+                    finished.append(result)
+                result = results.get_nowait()
+        except queue.Empty:
+            pass
+
+    def record_finished() -> None:
+        nonlocal finished, last_record, made, next_claim
+        record(finished)
+        made += len(finished)
+        finished = []
+        last_record = time.monotonic()
+        next_claim = 0.0  # the record freed slots and woke their lanes
 
     while True:
         fill()
@@ -450,23 +487,16 @@ def run(
             next_claim = 0.0
             continue
         if in_flight:
-            done, _ = wait(in_flight, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                claimed_item = in_flight.pop(future)
-                try:
-                    finished.append(future.result())
-                except Exception:  # a bug in attempt(): leave it to the lease
-                    log.exception("attempt of delivery %s crashed", claimed_item.delivery_id)
-            # Refill before the bookkeeping, so requests keep flowing while it runs.
-            fill()
+            collect(RECORD_EVERY_SECONDS)
+        # Record, then claim: a finished request's lease counts against its
+        # webhook's cap until it is recorded, so recording first lets the
+        # claim use the slots it freed. Records come as often as claims
+        # (at REFILL_AT_FREE), or sooner when a batch fills or time passes.
         if finished and (
             len(finished) >= RECORD_BATCH
             or not in_flight
+            or concurrency - in_flight >= refill_at_free
             or time.monotonic() - last_record >= RECORD_EVERY_SECONDS
         ):
-            record(finished)
-            made += len(finished)
-            finished = []
-            last_record = time.monotonic()
-            next_claim = 0.0  # the record freed slots and woke their lanes
+            record_finished()
     return made

@@ -48,3 +48,29 @@ def insert(objects: list[Model]) -> None:
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+
+
+def append(objects: list[Model]) -> None:
+    """Write these new instances of one model when nobody needs their
+    primary keys back: PostgreSQL's COPY (the rows stream through without
+    a parameter to quote), else one INSERT per row through executemany."""
+    if not objects:
+        return
+    meta = type(objects[0])._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    values = [
+        [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+        for obj in objects
+    ]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(fields))
+            cursor.executemany(
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})", values
+            )
