@@ -7,16 +7,21 @@ refuses private, loopback, link-local, multicast and reserved addresses
 Redirects are never followed.
 """
 
+import functools
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 import urllib3.exceptions
 from django.conf import settings
 from django.utils import timezone
+from requests.cookies import RequestsCookieJar
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
 from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 
@@ -48,6 +53,8 @@ def _session(allow_private: bool) -> requests.Session:
         )
         # Proxies from the environment would bypass the address check.
         session.trust_env = False
+        # A receiver's Set-Cookie is never kept, so never sent with a later delivery.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         sessions[allow_private] = session
     return session
 
@@ -67,6 +74,34 @@ class Outcome:
         return (
             not self.error_kind and self.status_code is not None and 200 <= self.status_code < 300
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    """The URL as requests sends it (IDNA host, quoted path), worked out
+    once per webhook URL rather than once per request."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    return request.url
+
+
+def _prepare(session: requests.Session, url: str, body: bytes, headers: dict[str, str]):
+    """The POST as Session.request would prepare it (the session's default
+    headers, then ours), without the per-request merging of settings this
+    sender never uses (params, auth, cookies, environment proxies): a
+    third of the CPU a request cost."""
+    request = requests.PreparedRequest()
+    request.method = "POST"
+    request.url = _prepared_url(url)
+    request.headers = CaseInsensitiveDict(session.headers)
+    request.headers.update(headers)
+    request.headers["Content-Length"] = str(len(body))
+    request.body = body
+    request.hooks = default_hooks()
+    # Session.send reads it when the answer is a redirect (to describe the
+    # next request, which is never made).
+    request._cookies = RequestsCookieJar()
+    return request
 
 
 def _chain(exc: BaseException):
@@ -142,14 +177,15 @@ def post(
     start = time.monotonic()
     response = None
     try:
-        response = _session(allow_private).post(
-            url,
-            data=body,
-            headers=headers,
+        session = _session(allow_private)
+        response = session.send(
+            _prepare(session, url, body, headers),
             timeout=(timeout, timeout),
             verify=verify_tls,
             stream=True,
             allow_redirects=False,
+            proxies={},
+            cert=None,
         )
         answered_after = time.monotonic() - start
         body_text, complete = _read_limited(response, deadline=start + timeout)

@@ -184,6 +184,24 @@ class TestFailuresAndRetries:
         assert delivery.status == Delivery.Status.PENDING and delivery.last_status_code == 302
         assert delivery.last_error_kind == "http_status"
 
+    def test_a_receivers_cookie_never_comes_back(self, org, webhook, receiver):
+        receiver.script("/hook", Answer(headers={"Set-Cookie": "session=abc; Path=/"}))
+        publish(org, "person.created", {})
+        deliver_due()
+        publish(org, "person.updated", {})
+        deliver_due()
+        first, second = receiver.to("/hook")
+        assert first.header("Cookie") is None and second.header("Cookie") is None
+
+    def test_the_request_carries_its_headers_as_sent_before(self, org, webhook, receiver):
+        publish(org, "person.created", {})
+        deliver_due()
+        (request,) = receiver.to("/hook")
+        assert request.header("User-Agent").startswith("Herald-Webhooks/")
+        assert request.header("Content-Type") == "application/json"
+        assert request.header("Content-Length") == str(len(request.body))
+        assert request.header("Accept-Encoding") == "gzip, deflate"
+
     def test_a_slow_receiver_is_a_timeout(self, org, receiver):
         WebhookFactory(organization=org, url=receiver.url(), timeout_seconds=1)
         receiver.script("/hook", Answer(delay=2.5))
