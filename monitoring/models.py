@@ -58,7 +58,12 @@ class WebhookStats(Counters):
     """Per-webhook, per-minute counters, written with each batch of attempts,
     so that dashboards and alerts never scan attempts."""
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="stats")
+    # No index of its own: the unique (webhook, time) index serves lookups by
+    # webhook, and a second one led SQLite's planner to read every row of a
+    # webhook for a window of minutes.
+    webhook = models.ForeignKey(
+        Webhook, on_delete=models.CASCADE, related_name="stats", db_index=False
+    )
     minute = models.DateTimeField()
 
     class Meta:
@@ -78,7 +83,12 @@ class WebhookHourlyStats(Counters):
     (a day, a month) read 24 or 720 of these per webhook, not 1,440 or 43,200
     minutes. An hour is the minutes of [hour, hour + 1 h)."""
 
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="hourly_stats")
+    # No index of its own: the unique (webhook, time) index serves lookups by
+    # webhook, and a second one led SQLite's planner to read every row of a
+    # webhook for a window of minutes.
+    webhook = models.ForeignKey(
+        Webhook, on_delete=models.CASCADE, related_name="hourly_stats", db_index=False
+    )
     hour = models.DateTimeField()
 
     class Meta:

@@ -290,12 +290,18 @@ def window_stats(
             webhook_id__in=webhook_ids, hour__gte=hours_from, hour__lt=hours_to
         )
         _add_sums(sums, hours)
-        minutes = Q(minute__gte=start, minute__lt=hours_from) | Q(
-            minute__gte=hours_to, minute__lt=end
-        )
+        minute_ranges = [(start, hours_from), (hours_to, end)]
     else:
-        minutes = Q(minute__gte=start, minute__lt=end)
-    _add_sums(sums, WebhookStats.objects.filter(minutes, webhook_id__in=webhook_ids))
+        minute_ranges = [(start, end)]
+    # One query per range, not one with an OR: given the OR, SQLite read
+    # every minute row of the webhooks (200 ms at 1 M attempts) instead of
+    # searching its (webhook, minute) index for each range.
+    for first, after in minute_ranges:
+        if first < after:
+            minutes = WebhookStats.objects.filter(
+                webhook_id__in=webhook_ids, minute__gte=first, minute__lt=after
+            )
+            _add_sums(sums, minutes)
     return {webhook_id: span.figures() for webhook_id, span in sums.items()}
 
 

@@ -165,7 +165,9 @@ class TestP95StaysWithinTheAttempts:
         webhook = WebhookFactory(organization=org)
         now = timezone.now()
         answered(webhook, [2, 6], [now - timedelta(hours=5), now])
-        with django_assert_num_queries(2):  # the whole hours, the ragged minutes
+        # The whole hours, then the ragged minutes at each end (one end is
+        # empty when the window starts on the hour).
+        with django_assert_num_queries(3 if now.minute else 2):
             metrics.window_stats([webhook.pk], now - timedelta(hours=24), now)
         with django_assert_num_queries(1):
             points = metrics.series([webhook.pk], now - timedelta(days=7), now, timedelta(hours=6))
@@ -649,3 +651,28 @@ def test_the_tiles_and_the_chart_count_the_window_picked(org, viewer, window):
     assert re.search(r'id="stat-success">50%<', page)
     wide = re.search(r'<svg class="chart".*?</svg>', page, re.S).group(0)
     assert sum(int(n) for n in re.findall(r"· (\d+) attempts?", wide)) == 2
+
+
+@pytest.mark.embedded
+class TestWindowsReadOnlyTheirRows:
+    """A window of stats reads the rows of its minutes and hours, found through
+    the (webhook, time) index, never every row a webhook ever had: on SQLite
+    that made the overview 7 times slower at 1 M attempts than at 10 k."""
+
+    def test_each_query_searches_by_webhook_and_time(self, org):
+        if connection.vendor != "sqlite":
+            pytest.skip("the plan asked of is SQLite's (the embedded default)")
+        webhooks = [WebhookFactory(organization=org) for _ in range(2)]
+        now = timezone.now().replace(minute=30)
+        with CaptureQueriesContext(connection) as captured:
+            metrics.window_stats([w.pk for w in webhooks], now - timedelta(hours=24), now)
+        plans = []
+        with connection.cursor() as cursor:
+            for query in captured.captured_queries:
+                cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+                plans.append(" ".join(row[3] for row in cursor.fetchall()))
+        assert len(plans) == 3  # the whole hours, the ragged minutes at each end
+        for plan in plans:
+            assert re.search(r"USING INDEX \S+ \(webhook_id=\? AND (minute|hour)>\? AND", plan), (
+                plan
+            )
