@@ -167,6 +167,9 @@ def events_page(organization: Organization, search: EventSearch) -> EventsPage:
         include_operational=search.herald,
         failed_only=search.failed,
     )
+    if since and until and until < since:
+        # Said with the page's words (the API's check names `since`).
+        errors["until"] = "Must be the same day as From or later."
     if not errors:
         try:
             filters.check()

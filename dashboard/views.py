@@ -1,6 +1,7 @@
 """Dashboard pages. Thin: data comes from dashboard.queries, changes go
 through deliveries.actions and webhooks.validation, as the API's do."""
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -151,6 +152,8 @@ def webhook_detail(request, webhook_id):
 # What makes the log change on request (not its own polling): the address
 # bar follows, so reload, back/forward and a shared link show the same rows.
 LOG_NAVIGATION = {"log-filters", "log-older", "log-newer"}
+# A delivery page refreshes itself while its next attempt is this close.
+FOLLOW_AHEAD = timedelta(seconds=30)
 
 
 @require_GET
@@ -273,6 +276,15 @@ def webhook_replay(request, webhook_id):
     criteria = form.criteria()
     try:
         if "confirm" not in request.POST:
+            if criteria.until is None:
+                # "To: now" is pinned to the moment counted, so the replay
+                # sends the events counted, not those published meanwhile too.
+                now = timezone.now().replace(microsecond=0)
+                criteria = dataclasses.replace(criteria, until=now)
+                data = request.POST.copy()
+                data["until"] = now.strftime("%Y-%m-%dT%H:%M:%S")
+                form = ReplayForm(data)
+                form.is_valid()
             count = replay.count(webhook, criteria)
             return _replay_form(request, webhook, replay_form=form, count=count)
         started, is_new = replay.start(webhook, criteria)
@@ -321,10 +333,17 @@ def delivery_detail(request, delivery_id):
     delivery = _get(Delivery, request, delivery_id, "dlv", select=("webhook", "event"))
     attempts = list(delivery.attempt_set.order_by("-number"))
     payload = json.dumps(json.loads(delivery.event.data_json), indent=2, ensure_ascii=False)
+    # An attempt due about now (a retry or resend just asked for): the page
+    # follows it to its end, as the log's row does.
+    following = (
+        delivery.status == Delivery.Status.PENDING
+        and delivery.next_attempt_at is not None
+        and delivery.next_attempt_at <= timezone.now() + FOLLOW_AHEAD
+    )
     return render(
         request,
         "dashboard/delivery_detail.html",
-        {"delivery": delivery, "attempts": attempts, "payload": payload},
+        {"delivery": delivery, "attempts": attempts, "payload": payload, "following": following},
     )
 
 

@@ -112,6 +112,14 @@ class TestEventsPage:
         assert shown in response.content.decode()
         assert listed(response) == []
 
+    def test_a_range_backwards_says_so_in_the_pages_words_and_nothing_else(self, admin, org):
+        response = admin.get("/events/", {"since": "2026-11-22", "until": "2026-11-20"})
+        html = response.content.decode()
+        assert "Must be the same day as From or later." in html
+        assert "since" not in html.split('id="event-filter-errors"')[1].split("</div>")[0]
+        # Not also "No events match": the filters were not run.
+        assert 'id="events-empty"' not in html
+
     def test_pages_go_older_and_newer_and_survive_new_events(self, admin, org, settings):
         from dashboard import queries
 
@@ -198,6 +206,19 @@ class TestResend:
         assert [a.trigger for a in attempts] == [Trigger.AUTO, Trigger.MANUAL]
         assert len(receiver.to("/ok")) == 2
 
+    def test_a_delivery_page_follows_an_attempt_due_now_and_stops_when_it_ends(
+        self, admin, org, receiver
+    ):
+        WebhookFactory(organization=org, url=receiver.url("/ok"))
+        event = publish(org, "order.created", {}).event
+        delivery = Delivery.objects.get(event=event)
+        page = admin.get(f"/deliveries/{delivery.public_id}/").content.decode()
+        assert 'id="delivery-page" hx-get=' in page and "data-following" in page
+
+        deliver_due()
+        page = admin.get(f"/deliveries/{delivery.public_id}/").content.decode()
+        assert 'id="delivery-page"' in page and "data-following" not in page
+
     def test_a_viewer_cannot_resend(self, viewer, org):
         WebhookFactory(organization=org)
         event = publish(org, "order.created", {}).event
@@ -227,6 +248,19 @@ class TestReplayDialog:
         assert "Replay 3 events" in html
         assert not Replay.objects.exists()
         assert receiver.to("/r") == []
+
+    def test_counting_up_to_now_pins_now_so_confirming_sends_what_was_counted(
+        self, admin, webhook, org
+    ):
+        counted = admin.post(f"/webhooks/{webhook.public_id}/replay/", self.form(count="1"))
+        html = counted.content.decode()
+        until = html.split('name="until" value="')[1].split('"')[0]
+        assert datetime.strptime(until, "%Y-%m-%dT%H:%M:%S")  # the moment counted, shown
+        # An event published after the count is not part of the replay.
+        publish(org, "order.created", {"late": True})
+        form = self.form(confirm="1", until=until)
+        admin.post(f"/webhooks/{webhook.public_id}/replay/", form)
+        assert Replay.objects.get().total == 3
 
     def test_confirming_starts_it_and_shows_progress_until_done(self, admin, webhook, receiver):
         started = admin.post(f"/webhooks/{webhook.public_id}/replay/", self.form(confirm="1"))
