@@ -246,7 +246,7 @@ class ReplayForm(forms.Form):
         required=False,
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="Empty for now.",
+        help_text="Empty for now: counting fills in the moment counted.",
     )
     status = forms.ChoiceField(
         label="Events",
