@@ -479,7 +479,8 @@ def run(
             if (
                 soon is None
                 or soon > LINGER_SECONDS
-                or time.monotonic() + soon >= deadline
+                # A lane overdue (soon < 0) past the deadline: the next job's.
+                or time.monotonic() + max(soon, 0) >= deadline
                 or should_stop()
             ):
                 break

@@ -5,7 +5,9 @@ retried row that follows its delivery to the end."""
 
 import os
 import re
+import sys
 import time
+import traceback
 from datetime import timedelta
 
 import pytest
@@ -213,7 +215,11 @@ def test_a_retried_row_reaches_succeeded_while_the_worker_is_busy(
         # Say where the delivery got stuck, should it.
         state = Delivery.objects.filter(pk=delivery.pk).values().first()
         lanes = list(Lane.objects.values())
-        raise AssertionError(f"{failure}\ndelivery: {state}\nlanes: {lanes}") from None
+        frame = sys._current_frames().get(pump.thread.ident)
+        where = "".join(traceback.format_stack(frame)) if frame else "the pump thread ended"
+        raise AssertionError(
+            f"{failure}\ndelivery: {state}\nlanes: {lanes}\npump thread:\n{where}"
+        ) from None
     shot(page, "operator-05-retried-in-place")
 
 
