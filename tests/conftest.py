@@ -1,4 +1,8 @@
+import fcntl
+import hashlib
+import os
 import re
+import tempfile
 from contextlib import contextmanager
 
 import pytest
@@ -13,6 +17,84 @@ from tests.receiver import Receiver
 
 # The browser tests' fixtures (chromium, page, pump, admin).
 pytest_plugins = ["tests.browser"]
+
+
+# --- `make mutate` ------------------------------------------------------------
+# mutmut runs each mutant's tests in a child forked from its own process, where
+# Django is already set up, two children at a time (--max-children 2). Each
+# child takes a free slot (a lock file it holds until it exits, killed or not)
+# and with it a test database and a Redis database of its own, so that two
+# children never create, flush or count in the same one. The slots' Redis
+# databases: HERALD_MUTANT_REDIS_DBS (e.g. "10,11"), by default the two below
+# the tests' own (HERALD_TEST_REDIS_DB).
+
+_mutant_slot: tuple[int, object] | None = None
+
+
+def _mutant_redis_dbs() -> list[int]:
+    listed = os.environ.get("HERALD_MUTANT_REDIS_DBS", "")
+    if listed.strip():
+        return [int(db) for db in listed.split(",")]
+    base = int(os.environ.get("HERALD_TEST_REDIS_DB", "15"))
+    return [(base - 1) % 16, (base - 2) % 16]
+
+
+def mutant_slot() -> int | None:
+    """This process's slot when it runs a mutant's tests, else None."""
+    global _mutant_slot
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return None
+    if _mutant_slot is None:
+        checkout = hashlib.sha1(str(django_settings.BASE_DIR).encode()).hexdigest()[:8]
+        for slot in range(len(_mutant_redis_dbs())):
+            path = os.path.join(tempfile.gettempdir(), f"herald-mutant-{checkout}-{slot}.lock")
+            lock = open(path, "w")  # noqa: SIM115 (held until the process exits)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _mutant_slot = (slot, lock)
+            break
+        else:
+            pytest.exit("more mutmut children than HERALD_MUTANT_REDIS_DBS has databases", 3)
+    return _mutant_slot[0]
+
+
+def pytest_configure(config):
+    slot = mutant_slot()
+    if slot is None:
+        return
+    from asgiref.local import Local
+    from django.core.cache import caches
+
+    from config.env import redis_url_with_db
+    from deliveries import wakeup
+    from monitoring import health
+
+    url = redis_url_with_db(django_settings.REDIS_URL, _mutant_redis_dbs()[slot])
+    django_settings.REDIS_URL = url
+    django_settings.CACHES["default"]["LOCATION"] = url
+    for queue in django_settings.RQ_QUEUES.values():
+        queue["URL"] = url
+    # Clients made before the fork, by mutmut's own runs, speak to the old database.
+    caches._connections = Local(caches.thread_critical)
+    wakeup._queue = None
+    health._redis_client = None
+    # Threads do not survive a fork: the send pools of mutmut's own runs have
+    # none left here, and work handed to them would never run.
+    dispatch._pools.clear()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    slot = mutant_slot()
+    if slot is None:
+        return
+    for db in django_settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        name = test.get("NAME") or f"test_{db['NAME']}"
+        test["NAME"] = f"{name}_mutant{slot}"
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,17 @@
 outcomes are classified and recorded, and what happens next."""
 
 import json
+import random
+import signal
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from deliveries import actions, claiming, dispatch
-from deliveries.models import Delivery, DeliveryAttempt, Trigger
+from deliveries import actions, claiming, dispatch, retry, signals
+from deliveries.models import Delivery, DeliveryAttempt, Lane, Trigger
 from deliveries.publishing import publish
 from monitoring import stats as metrics
 from monitoring.models import WebhookStats
@@ -231,6 +233,138 @@ class TestFailuresAndRetries:
         assert only_delivery().status == Delivery.Status.SUCCEEDED
 
 
+class TestRecording:
+    def test_the_stored_request_body_is_cut_at_the_limit_even_inside_a_character(
+        self, org, webhook, receiver, settings
+    ):
+        publish(org, "person.created", {"name": "é" * 300})
+        (result,) = [dispatch.attempt(c) for c in dispatch.claim(10)]
+        body = result.request_body
+        limit = body.index("é".encode()) + 3  # one é and half of the next
+        settings.HERALD_REQUEST_STORE_BYTES = limit
+        dispatch.record([result])
+        stored = DeliveryAttempt.objects.get().request_body
+        assert stored == body[: limit - 1].decode() + "\ufffd"
+        assert stored.endswith("é\ufffd")
+
+    def test_a_lower_case_retry_after_is_heard_too(self, org, webhook, receiver):
+        receiver.script("/hook", Answer(status=503, headers={"retry-after": "8"}))
+        publish(org, "person.created", {})
+        before = timezone.now()
+        deliver_due()
+        delay = (only_delivery().next_attempt_at - before).total_seconds()
+        assert 7.5 <= delay <= 9
+
+    def test_only_attempts_made_on_request_count_as_manual(self, org, receiver):
+        WebhookFactory(organization=org, url=receiver.url(), max_attempts=1)
+        receiver.script("/hook", Answer(status=500))
+        publish(org, "person.created", {})
+        deliver_due()
+        assert only_delivery().manual_attempts == 0
+        actions.retry_delivery(only_delivery())
+        assert only_delivery().next_trigger == Trigger.MANUAL
+        deliver_due()
+        delivery = only_delivery()
+        assert (delivery.attempts, delivery.manual_attempts) == (2, 1)
+        assert delivery.status == Delivery.Status.SUCCEEDED
+        assert delivery.next_trigger == Trigger.AUTO  # the request was used up
+
+    def test_a_record_frees_the_slot_and_wakes_the_lane_as_of_its_now(self, org, receiver):
+        webhook = WebhookFactory(organization=org, url=receiver.url(), max_in_flight=1)
+        publish(org, "person.created", {"n": 1})
+        publish(org, "person.created", {"n": 2})
+        (first,) = dispatch.claim(10)
+        result = dispatch.attempt(first)
+        now = timezone.now()
+        dispatch.record([result], now=now)
+        assert Lane.objects.get(webhook=webhook).due_at == now
+        done = Delivery.objects.get(pk=first.delivery_id)
+        assert (done.status, done.completed_at, done.claimed_until) == ("succeeded", now, None)
+        (second,) = dispatch.claim(10, now=now)
+        assert second.delivery_id != first.delivery_id
+
+    def test_the_last_delivery_time_is_the_latest_attempts_and_never_goes_back(
+        self, org, webhook, receiver
+    ):
+        for i in range(3):
+            publish(org, "person.created", {"i": i})
+        claimed = sorted(dispatch.claim(10), key=lambda c: c.delivery_id)
+        results = [dispatch.attempt(c) for c in claimed]
+        latest = max(r.outcome.started_at for r in results)
+        dispatch.record(results[1:])
+        dispatch.record(results[:1])  # the earliest, recorded last
+        webhook.refresh_from_db()
+        assert webhook.last_delivery_at == latest
+
+    def test_a_410_disables_the_webhook_saying_why(self, org, webhook, receiver):
+        receiver.script("/hook", Answer(status=410))
+        publish(org, "person.created", {})
+        deliver_due()
+        webhook.refresh_from_db()
+        assert webhook.disabled_reason == (
+            "The endpoint answered 410 Gone: it asked not to receive more deliveries."
+        )
+
+    def test_listeners_hear_of_retries_ended_by_a_webhook_disabled_mid_flight(
+        self, org, webhook, receiver
+    ):
+        receiver.script("/hook", Answer(status=500))
+        publish(org, "person.created", {})
+        results = [dispatch.attempt(c) for c in dispatch.claim(10)]
+        actions.disable_webhook(webhook, reason="test")
+        heard = []
+
+        def listener(sender, batch, **kwargs):
+            heard.append(batch)
+
+        signals.attempts_recorded.connect(listener)
+        try:
+            now = timezone.now()
+            dispatch.record(results, now=now)
+        finally:
+            signals.attempts_recorded.disconnect(listener)
+        (batch,) = heard
+        assert batch.failed_on_disabled == [webhook.pk] and batch.now == now
+        assert [item.claimed for item in batch.attempts] == [r.claimed for r in results]
+        delivery = only_delivery()
+        assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+        assert delivery.completed_at == now
+
+
+class TestTheRetrySchedule:
+    def test_each_attempt_waits_its_place_in_the_schedule_and_the_last_delay_repeats(
+        self, settings
+    ):
+        settings.HERALD_RETRY_SCHEDULE = [0, 5, 30]
+        assert [retry.scheduled_delay(n) for n in range(1, 6)] == [0, 5, 30, 30, 30]
+        # A schedule given overrides the setting.
+        assert [retry.scheduled_delay(n, [1, 2]) for n in (1, 2, 3)] == [1, 2, 2]
+
+    def test_jitter_spreads_a_delay_evenly_either_side(self):
+        rng, same_draws = random.Random(7), random.Random(7)
+        delays = [retry.with_jitter(10, 0.2, rng) for _ in range(50)]
+        assert delays == [10 * (1 + same_draws.uniform(-0.2, 0.2)) for _ in range(50)]
+        assert all(8 <= d <= 12 for d in delays)
+        assert min(delays) < 9.5 and max(delays) > 10.5
+        assert 0.5 <= retry.with_jitter(1, 0.5) <= 1.5
+        assert retry.with_jitter(1, 0.5, random.Random(1)) != 1
+
+    def test_retry_after_is_delta_seconds_or_an_http_date(self):
+        now = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+        assert retry.parse_retry_after(" 120 ", now) == 120
+        assert retry.parse_retry_after("Thu, 15 Jan 2026 12:00:30 GMT", now) == 30
+        # A date already past means now; one without a zone, or no date, means nothing.
+        assert retry.parse_retry_after("Thu, 15 Jan 2026 11:59:00 GMT", now) == 0
+        assert retry.parse_retry_after("Thu, 15 Jan 2026 12:00:30 -0000", now) is None
+        assert retry.parse_retry_after("soon", now) is None
+        assert retry.parse_retry_after("", now) is None
+
+    def test_nothing_to_wait_or_no_jitter_leaves_the_delay_as_it_is(self):
+        assert retry.with_jitter(0, 0.5, random.Random(1)) == 0
+        assert retry.with_jitter(-1, 0.5, random.Random(1)) == -1
+        assert retry.with_jitter(5, 0, random.Random(1)) == 5
+
+
 class TestTls:
     @pytest.fixture
     def tls_receiver(self, tmp_path):
@@ -426,3 +560,31 @@ def test_counters_feed_success_rate_latency_and_failures(org, receiver, settings
     assert stats.failed_deliveries == 1 and stats.succeeded_deliveries == 3
     assert stats.avg_latency_ms is not None and stats.p95_latency_ms is not None
     assert WebhookStats.objects.filter(webhook=webhook).count() >= 1
+
+
+def test_a_dispatcher_whose_time_is_up_returns_though_a_lane_is_overdue(org, webhook):
+    publish(org, "person.created", {})
+    Lane.objects.update(due_at=timezone.now() - timedelta(seconds=5))
+
+    def too_long(signum, frame):
+        raise TimeoutError("dispatch.run() did not return after its time was up")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        # The overdue lane is the next job's: this one's time is up.
+        assert dispatch.run(max_seconds=0) == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert Delivery.objects.get().status == Delivery.Status.PENDING
+
+
+def test_the_send_pool_hands_back_results_and_exceptions_like_an_executor():
+    pool = dispatch.SendPool(2)
+    assert pool.submit(lambda a, b=0: a + b, 1, b=2).result(timeout=5) == 3
+    failing = pool.submit(int, "not a number")
+    assert isinstance(failing.exception(timeout=5), ValueError)
+    threads = list(pool._threads)
+    pool.shutdown()
+    assert threads and not any(thread.is_alive() for thread in threads)

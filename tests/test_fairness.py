@@ -133,6 +133,22 @@ class TestRateLimit:
         later = dispatch.claim(50, now=now + timedelta(seconds=spacing * 2))
         assert [c.not_before for c in later][0] == pytest.approx(starts[1] + spacing)
 
+    def test_nothing_is_claimed_more_than_the_horizon_before_it_may_start(self, org, receiver):
+        webhook = hook(org, receiver, "/a", rate_limit=1)
+        publish_to(org, "/a", 2)
+        now = timezone.now()
+        (first,) = dispatch.claim(50, now=now)
+        # The lane is due again when its next start comes within the horizon.
+        assert Lane.objects.get(webhook=webhook).due_at == now + timedelta(seconds=0.55)
+        # Something wakes the lane (a record, a retry), but the next start the
+        # rate allows is 1.05 s away, beyond the horizon: the second waits in
+        # the database.
+        lanes.wake([webhook.pk], now)
+        assert dispatch.claim(50, now=now) == []
+        # It is claimed as soon as its start is within the horizon.
+        (second,) = dispatch.claim(50, now=now + timedelta(seconds=0.55))
+        assert second.not_before == pytest.approx(first.not_before + 1.05)
+
     def test_a_held_back_delivery_is_no_attempt(self, org, receiver):
         webhook = hook(org, receiver, "/a", rate_limit=1, max_attempts=1)
         publish_to(org, "/a", 3)
@@ -261,12 +277,117 @@ class TestLanes:
         (again,) = dispatch.claim(10)
         assert again.delivery_id == claimed.delivery_id
 
+    def test_the_sweeper_releases_only_pending_deliveries_whose_lease_ran_out(self, org, receiver):
+        expired_hook = hook(org, receiver, "/a")
+        leased_hook = hook(org, receiver, "/b")
+        ended_hook = hook(org, receiver, "/c")
+        publish_to(org, "/a", 3)
+        publish_to(org, "/b", 1)
+        publish_to(org, "/c", 1)
+        assert len(dispatch.claim(10)) == 5
+        now = timezone.now()
+        # One of /a's leases ran out (its worker died); /b's is live; /c's
+        # delivery ended failed with a lease still on its row.
+        expired = Delivery.objects.filter(webhook=expired_hook).exclude(pk=expired_hook.pk).first()
+        Delivery.objects.filter(pk=expired.pk).update(claimed_until=now - timedelta(seconds=1))
+        Delivery.objects.filter(webhook=ended_hook).update(
+            status=Delivery.Status.FAILED, claimed_until=now - timedelta(seconds=1)
+        )
+        Lane.objects.update(due_at=None)
+
+        assert claiming.release_expired_claims(now) == 1
+        assert Delivery.objects.get(pk=expired.pk).claimed_until is None
+        assert Delivery.objects.filter(claimed_until__isnull=True).count() == 1
+        assert Delivery.objects.get(webhook=leased_hook).claimed_until > now
+        # Only the lane of the released delivery's webhook is woken, as of
+        # the sweeper's `now`: a claim at that moment takes it back.
+        assert dict(Lane.objects.filter(due_at__isnull=False).values_list("webhook", "due_at")) == {
+            expired_hook.pk: now
+        }
+        (again,) = dispatch.claim(10, now=now)
+        assert again.delivery_id == expired.pk
+
+    def test_a_lane_at_its_cap_is_due_again_when_the_lease_ends(self, org, receiver, settings):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 2)
+        now = timezone.now()
+        assert len(dispatch.claim(10, now=now)) == 1
+        lease = timedelta(seconds=webhook.timeout_seconds + settings.HERALD_LEASE_MARGIN_SECONDS)
+        assert Lane.objects.get(webhook=webhook).due_at == now + lease
+
+    def test_an_ordered_lane_waits_for_its_heads_retry(self, org, receiver):
+        webhook = hook(org, receiver, "/o", ordered=True, max_in_flight=1)
+        receiver.script("/o", Answer(status=500))
+        publish_to(org, "/o", 2)
+        dispatch.record([dispatch.attempt(c) for c in dispatch.claim(10)])
+        head = Delivery.objects.filter(webhook=webhook).order_by("id").first()
+        now = timezone.now()
+        assert head.next_attempt_at > now
+        assert dispatch.claim(10, now=now) == []
+        assert Lane.objects.get(webhook=webhook).due_at == head.next_attempt_at
+
+    def test_a_lane_is_parked_by_its_webhook_or_the_webhooks_id(self, org, receiver):
+        by_webhook, by_id, untouched = (hook(org, receiver, f"/{p}") for p in "abc")
+        for path in ("/a", "/b", "/c"):
+            publish_to(org, path, 1)
+        lanes.park(by_webhook)
+        lanes.park(by_id.pk)
+        assert set(Lane.objects.filter(due_at__isnull=True).values_list("webhook", flat=True)) == {
+            by_webhook.pk,
+            by_id.pk,
+        }
+        assert Lane.objects.get(webhook=untouched).due_at is not None
+
+    def test_something_is_due_when_a_lane_of_an_active_webhook_is_due(self, org, receiver):
+        webhook = hook(org, receiver, "/a")
+        assert not claiming.due_exists()
+        publish_to(org, "/a", 1)
+        due_at = Lane.objects.get(webhook=webhook).due_at
+        assert claiming.due_exists()
+        assert claiming.due_exists(due_at)
+        assert not claiming.due_exists(due_at - timedelta(microseconds=1))
+        # A lane left due by a webhook paused behind the lanes' back is not.
+        Webhook.objects.filter(pk=webhook.pk).update(status=Webhook.Status.PAUSED)
+        assert not claiming.due_exists()
+
     def test_a_paused_webhooks_lane_is_parked(self, org, receiver):
         webhook = hook(org, receiver, "/a")
         publish_to(org, "/a", 1)
         actions.pause_webhook(webhook)
         assert Lane.objects.get(webhook=webhook).due_at is None
         assert not claiming.due_exists()
+
+
+class TestPressure:
+    """What holds each webhook's deliveries back, as its page shows it."""
+
+    def test_in_flight_cap_waiting_and_what_holds_them(self, org, receiver):
+        capped = hook(org, receiver, "/a", max_in_flight=2)
+        roomy = hook(org, receiver, "/b")
+        full = hook(org, receiver, "/c", max_in_flight=1)
+        # Made ordered behind validation's back: one at a time all the same.
+        ordered = hook(org, receiver, "/d", ordered=True, max_in_flight=3)
+        limited = hook(org, receiver, "/e", rate_limit=1)
+        paused = hook(org, receiver, "/f")
+        for path, count in [("/a", 7), ("/b", 2), ("/c", 1), ("/d", 2), ("/e", 3), ("/f", 2)]:
+            publish_to(org, path, count)
+        now = timezone.now()
+        *_, retrying, ended = Delivery.objects.filter(webhook=capped).order_by("id")
+        Delivery.objects.filter(pk=retrying.pk).update(next_attempt_at=now + timedelta(minutes=1))
+        Delivery.objects.filter(pk=ended.pk).update(status=Delivery.Status.SUCCEEDED)
+        Webhook.objects.filter(pk=paused.pk).update(status=Webhook.Status.PAUSED)
+        dispatch.claim(50)
+        dispatch.claim(50)
+
+        P = claiming.Pressure
+        assert claiming.pressure(capped) == P(2, 2, 3, "max_in_flight")
+        assert claiming.pressure(roomy) == P(2, 10, 0, "")
+        assert claiming.pressure(full) == P(1, 1, 0, "")  # at its cap, nothing waits
+        assert claiming.pressure(Webhook.objects.get(pk=ordered.pk)) == P(1, 1, 1, "order")
+        assert claiming.pressure(limited) == P(1, 10, 2, "rate_limit")
+        assert claiming.pressure(Webhook.objects.get(pk=paused.pk)) == P(0, 10, 2, "")
+        # An hour on, by the same clock: every lease ran out, the retry is due.
+        assert claiming.pressure(capped, now + timedelta(hours=1)) == P(0, 2, 6, "")
 
 
 # --- the fields, through the API and the dashboard ------------------------------

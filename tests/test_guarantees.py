@@ -12,7 +12,7 @@ from django.db import connections
 from django.utils import timezone
 
 from api import ratelimit
-from deliveries import claiming, dispatch, publishing
+from deliveries import actions, claiming, dispatch, publishing
 from deliveries.models import Delivery, Event
 from deliveries.publishing import publish
 from monitoring import alerts
@@ -130,6 +130,35 @@ def test_a_failure_between_successes_counts_one(org, receiver, streaky):
     assert streaky.failing_since == results[2].outcome.started_at
     assert streaky.consecutive_failed_deliveries == 1
     assert streaky.status == Webhook.Status.ACTIVE
+
+
+def test_only_the_webhooks_of_the_batch_are_checked_for_a_streak(org, receiver, streaky):
+    """A webhook whose streak passed limits lowered since its last failure is
+    disabled by its own next failure, not by another webhook's batch."""
+    bystander = WebhookFactory(
+        organization=org,
+        url=receiver.url("/other"),
+        event_patterns=["other.*"],
+        consecutive_failed_deliveries=5,
+        failed_deliveries_since=timezone.now() - timedelta(hours=1),
+    )
+    record_one_batch(org, receiver, 500, 500)
+    streaky.refresh_from_db()
+    bystander.refresh_from_db()
+    assert streaky.status == Webhook.Status.DISABLED
+    assert bystander.status == Webhook.Status.ACTIVE and bystander.disabled_reason == ""
+
+
+def test_a_webhook_paused_while_its_streak_ended_in_flight_stays_paused(org, receiver, streaky):
+    receiver.script("/hook", Answer(status=500), Answer(status=500))
+    for i in range(2):
+        publish(org, "person.created", {"i": i})
+    results = [dispatch.attempt(c) for c in dispatch.claim(10)]
+    actions.pause_webhook(streaky)
+    dispatch.record(results)
+    streaky.refresh_from_db()
+    assert streaky.consecutive_failed_deliveries == 2
+    assert streaky.status == Webhook.Status.PAUSED and streaky.disabled_reason == ""
 
 
 # --- idempotent publishing ---------------------------------------------------------
