@@ -159,9 +159,10 @@ def fill_claim_backlog(webhooks: int, per_webhook: int) -> float:
         # One delivery per (event, webhook), due at staggered times in the past.
         cursor.execute(
             f"INSERT INTO {table} (public_id, organization_id, event_id, webhook_id, event_type, "
-            "status, attempts, next_attempt_at, next_trigger, last_error_kind, created_at) "
+            "status, attempts, manual_attempts, next_attempt_at, next_trigger, last_error_kind, "
+            "created_at) "
             f"SELECT '{prefix}bench' || g.i, %s, %s + ((g.i - 1) %% %s), "
-            "%s + ((g.i - 1) / %s), 'bench.claim', 'pending', 0, "
+            "%s + ((g.i - 1) / %s), 'bench.claim', 'pending', 0, 0, "
             f"{sql.timestamp('%s - (g.i %% 3600)')}, 'auto', '', {sql.timestamp('%s')} "
             f"FROM {sql.series(webhooks * per_webhook)}",
             [

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 # Record finished attempts once this many are waiting, or after this long.
 RECORD_BATCH = 50
-RECORD_EVERY_SECONDS = 0.05
+# A finished request waits at most this long to be recorded (its lease holds
+# its webhook's slot until then).
+RECORD_EVERY_SECONDS = 0.02
 # With requests in flight and nothing claimed last time, look again this often.
 IDLE_CLAIM_EVERY_SECONDS = 0.02
 # With requests in flight, claim again once this share of the slots is free:
@@ -420,7 +422,7 @@ def run(
     in_flight = 0
     finished: list[Result] = []
     deadline = time.monotonic() + max_seconds
-    last_record = time.monotonic()
+    first_finished = 0.0  # when the oldest unrecorded result came in
     next_claim = 0.0
     made = 0
 
@@ -450,9 +452,11 @@ def run(
 
     def collect(timeout: float) -> None:
         """Take the results that came in, waiting up to `timeout` for one."""
-        nonlocal in_flight
+        nonlocal in_flight, first_finished
         try:
             result = results.get(timeout=timeout)
+            if not finished:
+                first_finished = time.monotonic()
             while True:
                 in_flight -= 1
                 if result is not None:
@@ -462,14 +466,36 @@ def run(
             pass
 
     def record_finished() -> None:
-        nonlocal finished, last_record, made, next_claim
+        nonlocal finished, made, next_claim
         record(finished)
         made += len(finished)
         finished = []
-        last_record = time.monotonic()
         next_claim = 0.0  # the record freed slots and woke their lanes
 
+    def record_due() -> bool:
+        """Whether to record what finished before claiming again.
+
+        A finished request's lease counts against its webhook's cap until it
+        is recorded, so a claim before the record would find those slots
+        taken. But a record is one transaction of a few round trips: one per
+        result cost more CPU than the requests. So: once as many results
+        wait as a claim waits for free slots, or half of what this worker
+        has in hand (a webhook's cap may be smaller than the worker's
+        slots), or the last one came in, or the oldest waited
+        RECORD_EVERY_SECONDS."""
+        if not finished:
+            return False
+        waiting = len(finished)
+        enough = min(RECORD_BATCH, refill_at_free, max(1, (in_flight + waiting) // 2))
+        return (
+            waiting >= enough
+            or not in_flight
+            or time.monotonic() - first_finished >= RECORD_EVERY_SECONDS
+        )
+
     while True:
+        if record_due():
+            record_finished()
         fill()
         if not in_flight and not finished:
             # Nothing claimable now; a lane due within moments (a rate
@@ -488,16 +514,6 @@ def run(
             next_claim = 0.0
             continue
         if in_flight:
-            collect(RECORD_EVERY_SECONDS)
-        # Record, then claim: a finished request's lease counts against its
-        # webhook's cap until it is recorded, so recording first lets the
-        # claim use the slots it freed. Records come as often as claims
-        # (at REFILL_AT_FREE), or sooner when a batch fills or time passes.
-        if finished and (
-            len(finished) >= RECORD_BATCH
-            or not in_flight
-            or concurrency - in_flight >= refill_at_free
-            or time.monotonic() - last_record >= RECORD_EVERY_SECONDS
-        ):
-            record_finished()
+            record_in = first_finished + RECORD_EVERY_SECONDS - time.monotonic()
+            collect(max(0.0, record_in) if finished else RECORD_EVERY_SECONDS)
     return made
