@@ -89,6 +89,10 @@ HERALD_ENV = {
 }
 
 
+# How long a planned worker kill waits for the pool to have a worker.
+WORKER_WAIT_SECONDS = 10.0
+
+
 @dataclass(frozen=True)
 class HookSpec:
     name: str
@@ -481,7 +485,13 @@ class Chaos(threading.Thread):
         log(f"fault {action} not applied: {why}")
 
     def kill_worker(self) -> None:
-        pid = self.fleet.kill_random_worker(self.rng)
+        # The pool may be between a killed worker and its replacement (or the
+        # whole pool restarting): wait a moment for a worker to kill.
+        deadline = time.monotonic() + WORKER_WAIT_SECONDS
+        while not (pid := self.fleet.kill_random_worker(self.rng)):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
         if not pid:
             self.miss("kill_worker", "no worker process to kill")
             return
