@@ -15,12 +15,25 @@ from django.db.models import Model
 _STATEMENTS: dict[tuple[type[Model], int, str], tuple[str, list]] = {}
 
 
+def _fields(model: type[Model]) -> list:
+    """The columns an INSERT writes: all but the generated primary key."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _values(objects: list[Model], fields: list) -> list[list]:
+    """Each object's values for `fields`, prepared as the ORM's insert does."""
+    return [
+        [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+        for obj in objects
+    ]
+
+
 def _statement(model: type[Model], count: int) -> tuple[str, list]:
     key = (model, count, connection.vendor)
     found = _STATEMENTS.get(key)
     if found is None:
         meta = model._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        fields = _fields(model)
         quote = connection.ops.quote_name
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = (
@@ -37,11 +50,7 @@ def insert(objects: list[Model]) -> None:
     if not objects:
         return
     sql, fields = _statement(type(objects[0]), len(objects))
-    params = [
-        field.get_db_prep_save(field.pre_save(obj, True), connection)
-        for obj in objects
-        for field in fields
-    ]
+    params = [value for row in _values(objects, fields) for value in row]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
@@ -57,11 +66,8 @@ def append(objects: list[Model]) -> None:
     if not objects:
         return
     meta = type(objects[0])._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    values = [
-        [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-        for obj in objects
-    ]
+    fields = _fields(type(objects[0]))
+    values = _values(objects, fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     with connection.cursor() as cursor:

@@ -2,6 +2,7 @@ import fcntl
 import hashlib
 import os
 import re
+import subprocess
 import tempfile
 from contextlib import contextmanager
 
@@ -116,6 +117,21 @@ def _loopback_targets(settings):
 @pytest.fixture
 def receiver():
     server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """A receiver on HTTPS with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = Receiver(tls_cert=str(cert), tls_key=str(key))
     yield server
     server.close()
 

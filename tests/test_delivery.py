@@ -366,23 +366,6 @@ class TestTheRetrySchedule:
 
 
 class TestTls:
-    @pytest.fixture
-    def tls_receiver(self, tmp_path):
-        import subprocess
-
-        from tests.receiver import Receiver
-
-        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        server = Receiver(tls_cert=str(cert), tls_key=str(key))
-        yield server
-        server.close()
-
     def test_an_untrusted_certificate_is_a_tls_error_when_verifying(self, org, tls_receiver):
         WebhookFactory(organization=org, url=tls_receiver.url(), verify_tls=True)
         publish(org, "person.created", {})

@@ -3,7 +3,6 @@ produces, from the raw text it records; the raw text itself is unchanged."""
 
 import http.server
 import socket
-import subprocess
 import threading
 import time
 
@@ -194,36 +193,20 @@ def slow_server():
     server.shutdown()
 
 
-@pytest.fixture
-def self_signed_server(tmp_path):
-    from tests.receiver import Receiver
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server = Receiver(tls_cert=str(cert), tls_key=str(key))
-    yield server.url()
-    server.close()
-
-
 def _sent(url: str, timeout: float = 5, allow_private: bool = True) -> str:
     outcome = sender.post(url, b"{}", {}, timeout=timeout, allow_private=allow_private)
     assert outcome.error_kind and outcome.error_message  # the raw text is kept as it was
     return describe(outcome.error_kind, outcome.error_message, url=url, timeout_seconds=timeout)
 
 
-def test_the_senders_real_failures_read_as_sentences(receiver, slow_server, self_signed_server):
+def test_the_senders_real_failures_read_as_sentences(receiver, slow_server, tls_receiver):
     from tests.receiver import Answer
 
     port = _free_port()
     assert _sent(f"http://127.0.0.1:{port}/") == f"Connection refused by 127.0.0.1:{port}"
     assert _sent(slow_server, timeout=0.5) == "No answer within 0.5 s"
     assert _sent("http://example.invalid/") == "Could not resolve example.invalid"
-    assert _sent(self_signed_server).startswith("The TLS certificate of 127.0.0.1")
+    assert _sent(tls_receiver.url()).startswith("The TLS certificate of 127.0.0.1")
     assert (
         _sent("http://10.0.0.1/", allow_private=False) == "Blocked: 10.0.0.1 is a private address"
     )
