@@ -8,15 +8,19 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Field, Schema
+from ninja import Field
 from ninja.parser import Parser
-from pydantic import BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from webhooks.errors import HeraldError, MalformedInput, TooLarge
 
 
-class StrictSchema(Schema):
-    """Request bodies: unknown fields and loose types are errors, not guesses."""
+class StrictSchema(BaseModel):
+    """Request bodies: unknown fields and loose types are errors, not guesses.
+
+    A plain pydantic model, not ninja's Schema: that one first wraps what it
+    validates to read Django model instances, which a JSON body never is, at
+    a cost per nested object (a fifth of the CPU of a batch of 100 events)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

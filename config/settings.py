@@ -103,6 +103,15 @@ if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters travel apart from the statement, so psycopg prepares a
+        # statement it has run five times on a connection: PostgreSQL then
+        # skips parsing and planning the engine's and publishing's few
+        # statements, and the web and worker processes skip quoting values.
+        # (Django turns psycopg's preparing off unless told a threshold.)
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
+        )
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "herald.sqlite3"}

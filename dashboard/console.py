@@ -97,10 +97,15 @@ def organizations_page(
         "created_at >= %s AND type NOT LIKE 'herald.%%'",
         [_at(now - WINDOW)],
         org_ids,
+        order="t.created_at DESC",  # (organization, -created_at)
     ):
         rows[org_id].events = events
     for org_id, pending in _capped_counts(
-        Delivery._meta.db_table, "status = 'pending'", [], org_ids
+        Delivery._meta.db_table,
+        "status = 'pending'",
+        [],
+        org_ids,
+        order="t.next_attempt_at",  # delivery_org_pending_idx
     ):
         rows[org_id].pending = pending
     oldest = (
@@ -122,13 +127,20 @@ def _at(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _capped_counts(table: str, condition: str, params: list, org_ids: list[int]):
+def _capped_counts(table: str, condition: str, params: list, org_ids: list[int], order: str):
     """(organization id, rows up to COUNT_LIMIT) per organization: one
-    statement, an index range of at most COUNT_LIMIT per organization."""
+    statement, an index range of at most COUNT_LIMIT per organization.
+
+    `order` is the order of the index to read after its organization column:
+    asking for it leaves the planner one plan without a sort, that index,
+    where statistics in which a few organizations hold every row once made
+    PostgreSQL scan a whole index of another table's order (800 ms against
+    50 ms at 1 M deliveries)."""
     values = ", ".join(["(%s)"] * len(org_ids))
     sql = (
         f"SELECT v.column1, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} t "
-        f"WHERE t.organization_id = v.column1 AND {condition} LIMIT {COUNT_LIMIT}) AS c) "
+        f"WHERE t.organization_id = v.column1 AND {condition} "
+        f"ORDER BY t.organization_id, {order} LIMIT {COUNT_LIMIT}) AS c) "
         f"FROM (VALUES {values}) AS v"
     )
     with connection.cursor() as cursor:

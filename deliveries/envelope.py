@@ -4,6 +4,7 @@
 attempt of every delivery of an event carries byte-identical data.
 """
 
+import functools
 import json
 from datetime import datetime
 
@@ -130,6 +131,7 @@ def build_body(
 
 # Bytes the envelope adds around `data` for a type of a given length: ids have
 # fixed lengths, so this is exact.
+@functools.lru_cache(maxsize=1024)  # checked on every publish, a function of the type alone
 def envelope_overhead(event_type: str) -> int:
     sample = build_body(
         event_id="evt_" + "0" * 26,

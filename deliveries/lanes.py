@@ -29,21 +29,29 @@ def _at(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def wake(webhook_ids: Iterable[int], at: datetime | None = None) -> None:
-    """These webhooks may have something claimable from `at` (now) on."""
+def wake_statement(webhook_ids: Iterable[int], at: datetime | None = None) -> tuple[str, list]:
+    """The statement that wakes these webhooks' lanes ('' when there are none),
+    for a caller that sends it along with others (publishing's one statement)."""
     ids = sorted(set(webhook_ids))
     if not ids:
-        return
+        return "", []
     at = _at(at or timezone.now())
     rows = ", ".join(["(%s, %s)"] * len(ids))
     params = [value for webhook_id in ids for value in (webhook_id, at)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {LANES} (webhook_id, due_at) VALUES {rows} "
-            f"ON CONFLICT (webhook_id) DO UPDATE SET due_at = excluded.due_at "
-            f"WHERE {LANES}.due_at IS NULL OR {LANES}.due_at > excluded.due_at",
-            params,
-        )
+    return (
+        f"INSERT INTO {LANES} (webhook_id, due_at) VALUES {rows} "
+        f"ON CONFLICT (webhook_id) DO UPDATE SET due_at = excluded.due_at "
+        f"WHERE {LANES}.due_at IS NULL OR {LANES}.due_at > excluded.due_at",
+        params,
+    )
+
+
+def wake(webhook_ids: Iterable[int], at: datetime | None = None) -> None:
+    """These webhooks may have something claimable from `at` (now) on."""
+    sql, params = wake_statement(webhook_ids, at)
+    if sql:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def park(webhook: Webhook | int) -> None:

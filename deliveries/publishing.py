@@ -91,29 +91,30 @@ def publish(
     idempotency_key = validate_idempotency_key(idempotency_key)
     now = timezone.now()
 
+    if idempotency_key is None and connection.vendor == "postgresql":
+        # Nothing to look up first: the event, its deliveries and the lanes'
+        # wake go as one statement, which is a transaction of its own.
+        targets = _targets(organization, event_type, only_webhook, exclude_webhook)
+        event, deliveries = _new_rows(
+            organization, event_type, data_json, None, targets, trigger, now
+        )
+        due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
+        rows.insert_family(event, deliveries, "event_id", *lanes.wake_statement(due, now))
+        if add_to_catalog:
+            _add_to_catalog(organization, event_type, data, data_json)
+        if due:
+            transaction.on_commit(wake_dispatcher)
+        return Published(event, created=True)
+
     with transaction.atomic():
         if idempotency_key:
             earlier = _earlier_event(organization, idempotency_key, now)
             if earlier is not None:
                 return Published(earlier, created=False)
 
-        if only_webhook is not None:
-            targets = [only_webhook]
-        else:
-            targets = [
-                w
-                for w in _fanout_candidates(organization)
-                if patterns.matches_any(w.event_patterns, event_type)
-                and (exclude_webhook is None or w.pk != exclude_webhook.pk)
-            ]
-
-        event = Event(
-            organization=organization,
-            type=event_type,
-            data_json=data_json,
-            created_at=now,
-            idempotency_key=idempotency_key,
-            delivery_count=len(targets),
+        targets = _targets(organization, event_type, only_webhook, exclude_webhook)
+        event, deliveries = _new_rows(
+            organization, event_type, data_json, idempotency_key, targets, trigger, now
         )
         if idempotency_key is None:
             # Nothing unique to collide with: no savepoint (two statements fewer).
@@ -130,21 +131,10 @@ def publish(
                 )
 
         if add_to_catalog:
-            # PostgreSQL's jsonb cannot hold U+0000: keep such an example out of the catalog.
-            _add_to_catalog(organization, event_type, None if "\\u0000" in data_json else data)
+            _add_to_catalog(organization, event_type, data, data_json)
 
-        deliveries = [
-            Delivery(
-                organization_id=organization.pk,
-                event_id=event.pk,
-                webhook_id=webhook.pk,
-                event_type=event_type,
-                next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
-                next_trigger=trigger,
-                created_at=now,
-            )
-            for webhook in targets
-        ]
+        for delivery in deliveries:
+            delivery.event_id = event.pk
         rows.insert(deliveries)
         due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
         if due:
@@ -152,6 +142,47 @@ def publish(
             lanes.wake(due, now)
             transaction.on_commit(wake_dispatcher)
     return Published(event, created=True)
+
+
+def _targets(
+    organization: Organization,
+    event_type: str,
+    only_webhook: Webhook | None,
+    exclude_webhook: Webhook | None,
+) -> list:
+    if only_webhook is not None:
+        return [only_webhook]
+    return [
+        w
+        for w in _fanout_candidates(organization)
+        if patterns.matches_any(w.event_patterns, event_type)
+        and (exclude_webhook is None or w.pk != exclude_webhook.pk)
+    ]
+
+
+def _new_rows(organization, event_type, data_json, idempotency_key, targets, trigger, now):
+    """The event and its deliveries, not yet written (the deliveries' event_id
+    is set once the event has its id)."""
+    event = Event(
+        organization=organization,
+        type=event_type,
+        data_json=data_json,
+        created_at=now,
+        idempotency_key=idempotency_key,
+        delivery_count=len(targets),
+    )
+    deliveries = [
+        Delivery(
+            organization_id=organization.pk,
+            webhook_id=webhook.pk,
+            event_type=event_type,
+            next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
+            next_trigger=trigger,
+            created_at=now,
+        )
+        for webhook in targets
+    ]
+    return event, deliveries
 
 
 class Candidate(NamedTuple):
@@ -197,12 +228,21 @@ _CATALOGUED: set[tuple[str, str]] = set()
 _CATALOGUED_MAX = 10_000
 
 
-def _add_to_catalog(organization: Organization, event_type: str, example: object) -> None:
+def _add_to_catalog(
+    organization: Organization, event_type: str, example: object, data_json: str
+) -> None:
     seen = (organization.public_id, event_type)
     if seen in _CATALOGUED:
         return
     EventType.objects.bulk_create(
-        [EventType(organization=organization, name=event_type, example=example)],
+        [
+            EventType(
+                organization=organization,
+                name=event_type,
+                # PostgreSQL's jsonb cannot hold U+0000: keep such an example out.
+                example=None if "\\u0000" in data_json else example,
+            )
+        ],
         ignore_conflicts=True,
     )
     if len(_CATALOGUED) >= _CATALOGUED_MAX:
@@ -242,6 +282,9 @@ def publish_batch(organization: Organization, items: list[BatchItem]) -> list[Pu
             raise
     now = timezone.now()
     with transaction.atomic():
+        if not any(key for _, key in prepared):
+            # Nothing unique to collide with: no savepoint.
+            return _write_batch(organization, items, prepared, now)
         try:
             with transaction.atomic():
                 return _write_batch(organization, items, prepared, now)
@@ -264,12 +307,8 @@ def _write_batch(organization, items, prepared, now) -> list[Published]:
                 earlier[event.idempotency_key] = event
             else:  # expired: free the key for this new event
                 Event.objects.filter(pk=event.pk).update(idempotency_key=None)
-    candidates = list(
-        Webhook.objects.filter(organization=organization, status__in=FANOUT_STATUSES).only(
-            "id", "status", "event_patterns"
-        )
-    )
-    subscribed: dict[str, list[Webhook]] = {}
+    candidates = _fanout_candidates(organization)
+    subscribed: dict[str, list[Candidate]] = {}
     answers: list[Published] = []
     new_events: dict[str, Event] = {}  # by idempotency key
     created: list[tuple[Event, object]] = []
@@ -296,12 +335,12 @@ def _write_batch(organization, items, prepared, now) -> list[Published]:
         answers.append(Published(event, created=True))  # its id comes with the insert
         if key:
             new_events[key] = event
-    Event.objects.bulk_create([event for event, _ in created])
+    rows.insert([event for event, _ in created])
     deliveries = [
         Delivery(
-            organization=organization,
-            event=event,
-            webhook=webhook,
+            organization_id=organization.pk,
+            event_id=event.pk,
+            webhook_id=webhook.pk,
             event_type=event.type,
             next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
             created_at=now,
@@ -309,18 +348,12 @@ def _write_batch(organization, items, prepared, now) -> list[Published]:
         for event, _ in created
         for webhook in subscribed[event.type]
     ]
-    Delivery.objects.bulk_create(deliveries)
-    examples = {}
+    rows.append(deliveries)  # nobody needs their ids
+    catalogued = set()
     for event, data in created:
-        # PostgreSQL's jsonb cannot hold U+0000: keep such an example out of the catalog.
-        examples.setdefault(event.type, None if "\\u0000" in event.data_json else data)
-    EventType.objects.bulk_create(
-        [
-            EventType(organization=organization, name=name, example=example)
-            for name, example in sorted(examples.items())
-        ],
-        ignore_conflicts=True,
-    )
+        if event.type not in catalogued:
+            catalogued.add(event.type)
+            _add_to_catalog(organization, event.type, data, event.data_json)
     due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
     if due:
         lanes.wake(due, now)
