@@ -97,7 +97,6 @@ def organizations_page(
         "created_at >= %s AND type NOT LIKE 'herald.%%'",
         [_at(now - WINDOW)],
         org_ids,
-        order="t.created_at DESC",  # (organization, -created_at)
     ):
         rows[org_id].events = events
     for org_id, pending in _capped_counts(
@@ -105,7 +104,6 @@ def organizations_page(
         "status = 'pending'",
         [],
         org_ids,
-        order="t.next_attempt_at",  # delivery_org_pending_idx
     ):
         rows[org_id].pending = pending
     oldest = (
@@ -127,25 +125,26 @@ def _at(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _capped_counts(table: str, condition: str, params: list, org_ids: list[int], order: str):
+def _capped_counts(table: str, condition: str, params: list, org_ids: list[int]):
     """(organization id, rows up to COUNT_LIMIT) per organization: one
     statement, an index range of at most COUNT_LIMIT per organization.
 
-    `order` is the order of the index to read after its organization column:
-    asking for it leaves the planner one plan without a sort, that index,
-    where statistics in which a few organizations hold every row once made
-    PostgreSQL scan a whole index of another table's order (800 ms against
-    50 ms at 1 M deliveries)."""
-    values = ", ".join(["(%s)"] * len(org_ids))
-    sql = (
-        f"SELECT v.column1, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} t "
-        f"WHERE t.organization_id = v.column1 AND {condition} "
-        f"ORDER BY t.organization_id, {order} LIMIT {COUNT_LIMIT}) AS c) "
-        f"FROM (VALUES {values}) AS v"
+    One subquery per organization, each with its id as its own parameter, so
+    that PostgreSQL plans each for the organization it counts. A subquery
+    correlated with a list of ids gets one plan for all: where a few
+    organizations hold every row, that plan walked the whole pending index
+    of the busiest for each of the others (1.2 s at 1 M deliveries)."""
+    if not org_ids:
+        return []
+    count = (
+        f"SELECT %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} t "
+        f"WHERE t.organization_id = %s AND {condition} LIMIT {COUNT_LIMIT}) AS c)"
     )
     with connection.cursor() as cursor:
-        # The subquery's parameters come first in the statement's text.
-        cursor.execute(sql, [*params, *org_ids])
+        cursor.execute(
+            " UNION ALL ".join([count] * len(org_ids)),
+            [value for org_id in org_ids for value in (org_id, org_id, *params)],
+        )
         return cursor.fetchall()
 
 

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard import console, signin
-from deliveries.publishing import publish
+from deliveries.publishing import Outgoing, publish, publish_many
 from tests.conftest import deliver_due
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, WebhookFactory
 from tests.receiver import Answer
@@ -22,6 +22,25 @@ def staff(client, db):
 
 
 class TestConsole:
+    def test_pending_and_event_counts_are_each_organizations_own_up_to_the_cap(
+        self, db, monkeypatch
+    ):
+        monkeypatch.setattr(console, "COUNT_LIMIT", 5)
+        busy, some, quiet = (create_organization(name) for name in ("Busy", "Some", "Quiet"))
+        WebhookFactory(organization=busy, event_patterns=["*"])
+        WebhookFactory(organization=some, event_patterns=["*"])
+        for _ in range(7):
+            publish(busy, "order.created", {})
+        for _ in range(3):
+            publish(some, "order.created", {})
+        publish_many([Outgoing(some.pk, "herald.webhook.disabled", {})])  # not the product's
+        rows, _ = console.organizations_page(None, timezone.now())
+        by_org = {r.organization.pk: r for r in rows}
+        assert (by_org[busy.pk].pending, by_org[busy.pk].events) == (5, 5)  # capped
+        assert by_org[busy.pk].pending_capped and by_org[busy.pk].events_capped
+        assert (by_org[some.pk].pending, by_org[some.pk].events) == (3, 3)
+        assert (by_org[quiet.pk].pending, by_org[quiet.pk].events) == (0, 0)
+
     def test_it_lists_every_organization_with_its_figures(self, staff, receiver):
         acme = create_organization("Acme", external_id="acme-42")
         WebhookFactory(organization=acme, url=receiver.url("/ok"))
