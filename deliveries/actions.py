@@ -135,7 +135,8 @@ def disable_webhook(
     value: float | None = None,
     threshold: float | None = None,
 ) -> int:
-    """Herald stops the webhook: its pending deliveries end failed, and
+    """Herald stops the webhook: its pending deliveries end failed (those in
+    flight when their attempt is recorded), and
     signals.webhook_disabled tells monitoring (which, if it was not disabled
     already, opens a `webhook_disabled` alert with `value` and `threshold`
     and publishes `herald.webhook.disabled`). Returns how many deliveries
@@ -149,11 +150,18 @@ def disable_webhook(
             .exclude(status=Webhook.Status.DISABLED)
             .update(status=Webhook.Status.DISABLED, disabled_reason=reason[:500])
         )
-        ended = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.FAILED,
-            next_attempt_at=None,
-            claimed_until=None,
-            completed_at=now,
+        # Not those in flight (a live lease): their record ends them, as the
+        # attempt turned out (a retry ends failed: dispatch.record), and counts
+        # them once; a lease that runs out ends failed (release_expired_claims).
+        ended = (
+            Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING)
+            .exclude(claimed_until__gt=now)
+            .update(
+                status=Delivery.Status.FAILED,
+                next_attempt_at=None,
+                claimed_until=None,
+                completed_at=now,
+            )
         )
         lanes.park(webhook)
         signals.webhook_disabled.send(

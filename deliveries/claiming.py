@@ -41,7 +41,7 @@ not claimed yet: it is no attempt.
 """
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -51,7 +51,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from deliveries import lanes
+from deliveries import lanes, signals
 from deliveries.lanes import DELIVERIES, LANES
 from deliveries.models import Delivery, Event, Lane
 from webhooks.models import Organization, Webhook
@@ -555,11 +555,31 @@ def _target(webhook: Webhook, now: datetime) -> Target:
 
 def release_expired_claims(now: datetime | None = None) -> int:
     """Forget claims whose worker died (the lease ran out): those deliveries
-    are due again, and their lanes are woken."""
+    are due again, and their lanes are woken. Those of a webhook disabled
+    meanwhile end failed, as its other deliveries did when it was disabled
+    (signals.webhook_disabled counts them). Returns how many it released or
+    ended."""
     now = now or timezone.now()
     with transaction.atomic():
         expired = Delivery.objects.filter(status=Delivery.Status.PENDING, claimed_until__lt=now)
+        stranded = expired.filter(webhook__status=Webhook.Status.DISABLED)
+        ended_by_webhook = Counter(stranded.values_list("webhook_id", flat=True))
+        ended = stranded.update(
+            status=Delivery.Status.FAILED,
+            next_attempt_at=None,
+            claimed_until=None,
+            completed_at=now,
+        )
+        for webhook in Webhook.objects.filter(pk__in=ended_by_webhook).order_by("pk"):
+            signals.webhook_disabled.send(
+                sender=Webhook,
+                webhook=webhook,
+                reason=webhook.disabled_reason,
+                now=now,
+                ended=ended_by_webhook[webhook.pk],
+                newly=False,
+            )
         webhook_ids = set(expired.values_list("webhook_id", flat=True))
         released = expired.update(claimed_until=None)
         lanes.wake(webhook_ids, now)
-    return released
+    return released + ended

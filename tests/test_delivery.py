@@ -571,3 +571,55 @@ def test_the_send_pool_hands_back_results_and_exceptions_like_an_executor():
     threads = list(pool._threads)
     pool.shutdown()
     assert threads and not any(thread.is_alive() for thread in threads)
+
+
+class TestAWebhookDisabledWhileARequestIsInFlight:
+    """The request in flight ends as it turns out, counted once: the
+    disabling ends the other pending deliveries, the record this one."""
+
+    def run_out_leases(self):
+        Delivery.objects.filter(claimed_until__isnull=False).update(
+            claimed_until=timezone.now() - timedelta(seconds=1)
+        )
+
+    def figures(self, webhook):
+        stats = metrics.window_stats([webhook.pk], timezone.now() - timedelta(hours=1))
+        return stats[webhook.pk].failed_deliveries, stats[webhook.pk].succeeded_deliveries
+
+    @pytest.mark.parametrize(
+        "answer, status, figures",
+        [(200, "succeeded", (1, 1)), (500, "failed", (2, 0))],
+    )
+    def test_it_ends_as_its_attempt_did_and_counts_once(
+        self, org, webhook, receiver, answer, status, figures
+    ):
+        receiver.script("/hook", Answer(status=answer))
+        publish(org, "person.created", {"n": 1})
+        (in_flight,) = dispatch.claim(10)
+        publish(org, "person.created", {"n": 2})  # waiting, not claimed
+        assert actions.disable_webhook(webhook, reason="test") == 1
+        assert Delivery.objects.get(pk=in_flight.delivery_id).status == "pending"
+        dispatch.record([dispatch.attempt(in_flight)])
+        assert Delivery.objects.get(pk=in_flight.delivery_id).status == status
+        assert not Delivery.objects.filter(status="pending").exists()
+        assert self.figures(webhook) == figures
+
+    def test_a_lease_that_runs_out_ends_failed_once_and_wakes_nothing(self, org, webhook, receiver):
+        publish(org, "person.created", {})
+        (claimed,) = dispatch.claim(10)  # and its worker dies
+        assert actions.disable_webhook(webhook, reason="test") == 0
+        self.run_out_leases()
+        assert claiming.release_expired_claims() == 1
+        delivery = only_delivery()
+        assert (delivery.status, delivery.claimed_until) == ("failed", None)
+        assert self.figures(webhook) == (1, 0)
+        assert Lane.objects.get(webhook=webhook).due_at is None
+        # Another webhook's expired lease is released as before: due again.
+        other = WebhookFactory(organization=org, url=receiver.url("/other"))
+        publish(org, "person.created", {})
+        dispatch.claim(10)
+        self.run_out_leases()
+        assert claiming.release_expired_claims() == 1
+        released = Delivery.objects.get(webhook=other)
+        assert (released.status, released.claimed_until) == ("pending", None)
+        assert self.figures(webhook) == (1, 0)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries import actions, claiming, dispatch, lanes
@@ -63,10 +64,29 @@ class TestCapsAndSharing:
     def test_the_oldest_backlog_does_not_take_every_slot(self, org, receiver):
         backlog = hook(org, receiver, "/backlog", max_in_flight=100)
         fresh = hook(org, receiver, "/fresh")
+        # Events nobody subscribes to: event ids no longer follow delivery ids.
+        publish_to(org, "/nobody", 7)
         publish_to(org, "/backlog", 60)
         publish_to(org, "/fresh", 1)
-        counts = claimed_by_webhook(dispatch.claim(20))
+        claimed = dispatch.claim(20)
+        counts = claimed_by_webhook(claimed)
         assert counts[fresh.pk] == 1 and counts[backlog.pk] == 19
+        # /fresh's unused slots went round again to /backlog: its second
+        # round took the next deliveries, not the ones it already held.
+        assert len({c.delivery_id for c in claimed}) == 20
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite asks per lane")
+    def test_a_claim_takes_every_lanes_deliveries_in_one_statement(self, org, receiver):
+        def statements_to_claim(webhooks: int) -> int:
+            hooks = [hook(org, receiver, f"/n{webhooks}x{i}") for i in range(webhooks)]
+            for i in range(webhooks):
+                publish_to(org, f"/n{webhooks}x{i}", 2)
+            with CaptureQueriesContext(connection) as queries:
+                claimed = dispatch.claim(100)
+            assert claimed_by_webhook(claimed) == {h.pk: 2 for h in hooks}
+            return len(queries.captured_queries)
+
+        assert statements_to_claim(1) == statements_to_claim(5)
 
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
@@ -349,6 +369,22 @@ class TestLanes:
         # A lane left due by a webhook paused behind the lanes' back is not.
         Webhook.objects.filter(pk=webhook.pk).update(status=Webhook.Status.PAUSED)
         assert not claiming.due_exists()
+
+    def test_seconds_until_due_reads_the_first_due_lane_of_an_active_webhook(self, org, receiver):
+        now = timezone.now()
+        assert claiming.seconds_until_due(now) is None  # no lane at all
+        later, sooner, paused = (hook(org, receiver, f"/{name}") for name in ("l", "s", "p"))
+        Lane.objects.create(webhook=later, due_at=now + timedelta(seconds=30))
+        Lane.objects.create(webhook=sooner, due_at=now + timedelta(seconds=5))
+        Lane.objects.create(webhook=paused, due_at=now - timedelta(seconds=60))
+        Webhook.objects.filter(pk=paused.pk).update(status=Webhook.Status.PAUSED)
+        assert claiming.seconds_until_due(now) == pytest.approx(5)
+        Lane.objects.filter(webhook=sooner).update(due_at=None)  # waits for nothing
+        assert claiming.seconds_until_due(now) == pytest.approx(30)
+        Lane.objects.filter(webhook=later).update(due_at=now - timedelta(seconds=2))
+        assert claiming.seconds_until_due(now) == pytest.approx(-2)  # due already
+        Lane.objects.update(due_at=None)
+        assert claiming.seconds_until_due(now) is None
 
     def test_a_paused_webhooks_lane_is_parked(self, org, receiver):
         webhook = hook(org, receiver, "/a")
