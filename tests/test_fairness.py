@@ -209,6 +209,19 @@ class TestOrdered:
     def ordered(self, org, receiver):
         return hook(org, receiver, "/o", ordered=True, max_in_flight=1)
 
+    def test_a_due_head_held_by_the_rate_waits_for_its_start(self, org, receiver):
+        webhook = hook(org, receiver, "/o", ordered=True, max_in_flight=1, rate_limit=1)
+        publish_to(org, "/o", 2)
+        now = timezone.now()
+        (first,) = dispatch.claim(10, now=now)
+        Delivery.objects.filter(pk=first.delivery_id).update(status="succeeded", claimed_until=None)
+        lanes.wake([webhook.pk], now)
+        # The next head is due, but the rate's next start is 1.05 s away: the
+        # lane waits until that start comes within the horizon, not the head's
+        # due time (already past), which would have it claimed again and again.
+        assert dispatch.claim(10, now=now) == []
+        assert Lane.objects.get(webhook=webhook).due_at == now + timedelta(seconds=0.55)
+
     def pending_ids(self, webhook):
         return list(
             Delivery.objects.filter(webhook=webhook).order_by("id").values_list("id", flat=True)
