@@ -609,9 +609,15 @@ class TestAWebhookDisabledWhileARequestIsInFlight:
         (claimed,) = dispatch.claim(10)  # and its worker dies
         assert actions.disable_webhook(webhook, reason="test") == 0
         self.run_out_leases()
+        before = timezone.now()
         assert claiming.release_expired_claims() == 1
         delivery = only_delivery()
-        assert (delivery.status, delivery.claimed_until) == ("failed", None)
+        assert (delivery.status, delivery.claimed_until, delivery.next_attempt_at) == (
+            "failed",
+            None,
+            None,
+        )
+        assert before <= delivery.completed_at <= timezone.now()
         assert self.figures(webhook) == (1, 0)
         assert Lane.objects.get(webhook=webhook).due_at is None
         # Another webhook's expired lease is released as before: due again.
