@@ -136,6 +136,28 @@ def test_two_claimers_at_once_never_share_a_delivery_nor_pass_the_cap(org, recei
     assert claiming.in_flight([webhook.pk])[webhook.pk] == 7
 
 
+class TestDealing:
+    """claiming.deal: free slots go round the lanes one at a time."""
+
+    def plans(self, *rooms: int) -> list:
+        return [
+            claiming.LanePlan(Webhook(max_in_flight=2 * room), None, cap_room=room)
+            for room in rooms
+        ]
+
+    def test_the_slots_go_round_one_each_and_none_is_dealt_twice(self):
+        plans = self.plans(10, 10, 10)
+        claiming.deal(plans, 4)
+        assert [p.share for p in plans] == [2, 1, 1]
+
+    def test_a_lane_gets_no_more_than_its_room_and_the_rest_is_left(self):
+        plans = self.plans(1, 3)
+        claiming.deal(plans, 10)
+        assert [p.share for p in plans] == [1, 3]
+        claiming.deal(plans, 0)
+        assert [p.share for p in plans] == [0, 0]
+
+
 class TestRateLimit:
     def test_starts_are_spaced_by_the_rate(self, org, receiver):
         hook(org, receiver, "/a", rate_limit=4, max_in_flight=100)
