@@ -172,17 +172,26 @@ def _new_rows(organization, event_type, data_json, idempotency_key, targets, tri
         delivery_count=len(targets),
     )
     deliveries = [
-        Delivery(
-            organization_id=organization.pk,
-            webhook_id=webhook.pk,
-            event_type=event_type,
-            next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
-            next_trigger=trigger,
-            created_at=now,
-        )
+        _new_delivery(organization.pk, None, webhook, event_type, now, trigger)
         for webhook in targets
     ]
     return event, deliveries
+
+
+def _new_delivery(
+    organization_id: int, event_id: int | None, webhook, event_type: str, now, trigger=Trigger.AUTO
+) -> Delivery:
+    """A delivery of an event to one webhook: due now, or parked (no next
+    attempt) when the webhook is paused."""
+    return Delivery(
+        organization_id=organization_id,
+        event_id=event_id,
+        webhook_id=webhook.pk,
+        event_type=event_type,
+        next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
+        next_trigger=trigger,
+        created_at=now,
+    )
 
 
 class Candidate(NamedTuple):
@@ -337,14 +346,7 @@ def _write_batch(organization, items, prepared, now) -> list[Published]:
             new_events[key] = event
     rows.insert([event for event, _ in created])
     deliveries = [
-        Delivery(
-            organization_id=organization.pk,
-            event_id=event.pk,
-            webhook_id=webhook.pk,
-            event_type=event.type,
-            next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
-            created_at=now,
-        )
+        _new_delivery(organization.pk, event.pk, webhook, event.type, now)
         for event, _ in created
         for webhook in subscribed[event.type]
     ]
@@ -412,14 +414,7 @@ def publish_many(items: list[Outgoing], *, now: datetime | None = None) -> list[
             targets_of.append(targets)
         Event.objects.bulk_create(events)
         deliveries = [
-            Delivery(
-                organization_id=event.organization_id,
-                event=event,
-                webhook=webhook,
-                event_type=event.type,
-                next_attempt_at=now if webhook.status == Webhook.Status.ACTIVE else None,
-                created_at=now,
-            )
+            _new_delivery(event.organization_id, event.pk, webhook, event.type, now)
             for event, targets in zip(events, targets_of, strict=True)
             for webhook in targets
         ]
