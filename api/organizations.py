@@ -13,7 +13,7 @@ from api.auth import PlatformAuth
 from api.openapi import WITH_BODY, WITH_ID, WITH_QUERY, responses
 from api.pagination import page
 from api.parsing import StrictSchema, optional
-from webhooks import organizations, portal
+from webhooks import deletion, organizations, portal
 from webhooks.models import Organization
 
 router = Router(auth=PlatformAuth(), tags=["organizations"])
@@ -130,7 +130,7 @@ def update_organization(request, org: str, payload: OrganizationPatch):
 def delete_organization(request, org: str):
     """Deletes it with its webhooks, events, deliveries and history (in
     batches: other organizations' traffic is not held up)."""
-    organizations.delete_organization(organizations.find_organization(org))
+    deletion.delete_organization(organizations.find_organization(org))
     return Status(204, None)
 
 

@@ -15,7 +15,7 @@ from api.pagination import get_by_public_id, page
 from api.parsing import IsoTime, StrictSchema, optional
 from deliveries import actions, replay
 from monitoring.stats import WINDOWS, window_stats
-from webhooks import validation
+from webhooks import deletion, validation
 from webhooks.models import Webhook
 from webhooks.validation import clean_webhook_fields
 
@@ -295,7 +295,7 @@ def update_webhook(request, webhook_id: str, payload: WebhookPatch):
 )
 def delete_webhook(request, webhook_id: str):
     """Delete the webhook with its deliveries and their attempts."""
-    _get(request, webhook_id).delete()
+    deletion.delete_webhook(_get(request, webhook_id))
     return Status(204, None)
 
 

@@ -23,7 +23,7 @@ from deliveries.models import Delivery, Event, Replay
 from monitoring import alerts
 from monitoring import stats as metrics
 from monitoring.models import Alert, AlertRule
-from webhooks import ids, patterns
+from webhooks import deletion, ids, patterns
 from webhooks.errors import HeraldError
 from webhooks.models import ApiKey, EventType, Webhook
 
@@ -318,7 +318,7 @@ def webhook_delete(request, webhook_id):
     webhook = _get(Webhook, request, webhook_id, "wh")
     if request.method == "POST":
         name = str(webhook)
-        webhook.delete()
+        deletion.delete_webhook(webhook)
         messages.success(request, f"Deleted {name} and its delivery history.")
         return redirect("overview")
     pending = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).count()

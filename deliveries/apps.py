@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 
 from config import embedded_redis
-from webhooks.signals import organization_deleting
+from webhooks.signals import organization_deleting, webhook_deleting
 
 
 class DeliveriesConfig(AppConfig):
@@ -16,5 +16,6 @@ class DeliveriesConfig(AppConfig):
         organization_deleting.connect(
             retention.purge_organization, dispatch_uid="deliveries_purge_organization"
         )
+        webhook_deleting.connect(retention.purge_webhook, dispatch_uid="deliveries_purge_webhook")
         if settings.HERALD_EMBEDDED_REDIS:
             embedded_redis.default.ensure_running()

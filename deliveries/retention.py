@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -67,6 +67,23 @@ def purge_history(
     )
     result.events = delete_in_batches(old_events, batch_size // 4, should_stop)
     return result
+
+
+def purge_webhook(sender, webhook, **kwargs) -> None:
+    """webhooks.signals.webhook_deleting: the webhook's deliveries with
+    their attempts, in batches of their own transactions."""
+    deliveries = Delivery.objects.filter(webhook=webhook)
+    while ids := list(deliveries.values_list("pk", flat=True)[:BATCH_SIZE]):
+        with transaction.atomic():
+            # Attempts first: then nothing refers to the deliveries, and their
+            # delete needs no look at each row (Django's cascade reads them all).
+            DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {Delivery._meta.db_table} "
+                    f"WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                    ids,
+                )
 
 
 def purge_organization(sender, organization, **kwargs) -> None:

@@ -7,9 +7,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from deliveries import rows
 from deliveries.models import Delivery, DeliveryAttempt, Event, Trigger
 from deliveries.publishing import publish
 from tests.conftest import ApiClient, deliver_due, error_of
@@ -338,6 +340,41 @@ def test_delete_answers_204_then_the_webhook_is_gone(api, org, webhook):
     assert not Delivery.objects.filter(webhook_id=webhook.pk).exists()
     error_of(api.get(url_of(webhook)), 404, code="not_found")
     error_of(api.delete(url_of(webhook)), 404, code="not_found")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's limit (Django batches SQLite's)"
+)
+def test_delete_takes_more_deliveries_than_a_statement_has_parameters(api, org, webhook):
+    # PostgreSQL binds at most 65,535 parameters to a statement, and a
+    # cascade would name every delivery of the webhook in one.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} (public_id, type, data_json, created_at, "
+            "delivery_count, organization_id) SELECT 'evt_' || n, 'person.created', '{}', "
+            "now(), 1, %s FROM generate_series(1, 70000) n",
+            [org.pk],
+        )
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} (public_id, event_type, status, attempts, "
+            "next_trigger, last_error_kind, created_at, organization_id, webhook_id, event_id, "
+            "manual_attempts) SELECT 'msg_' || id, type, 'succeeded', 1, 'auto', '', now(), "
+            f"organization_id, %s, id, 0 FROM {Event._meta.db_table} WHERE organization_id = %s",
+            [webhook.pk, org.pk],
+        )
+    rows.append(
+        [
+            DeliveryAttempt(delivery=d, number=1, started_at=timezone.now(), duration_ms=5)
+            for d in Delivery.objects.filter(webhook=webhook)[:10]
+        ]
+    )
+
+    assert api.delete(url_of(webhook)).status_code == 204
+
+    assert not Webhook.objects.filter(pk=webhook.pk).exists()
+    assert not Delivery.objects.filter(webhook_id=webhook.pk).exists()
+    assert not DeliveryAttempt.objects.exists()
+    assert Event.objects.filter(organization=org).count() == 70_000  # the organization's
 
 
 # --- rotate-secret --------------------------------------------------------------

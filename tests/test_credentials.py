@@ -10,8 +10,9 @@ from django.test import Client
 from api import auth, credentials
 from deliveries.wakeup import queue
 from tests.factories import MembershipFactory, OrganizationFactory, api_key_for
+from webhooks.deletion import delete_organization
 from webhooks.models import ApiKey, Membership, PlatformKey
-from webhooks.organizations import delete_organization, update_organization
+from webhooks.organizations import update_organization
 
 WEBHOOKS = "/api/v1/webhooks"
 

@@ -1,6 +1,7 @@
 """Tenants and endpoints: who may receive what.
 
-Owns: organizations and their members (models.py, organizations.py), API
+Owns: organizations and their members (models.py, organizations.py),
+deleting an organization or a webhook with its history (deletion.py), API
 keys (models.py, keys.py), webhooks and the event-type catalog (models.py),
 public ids (ids.py), domain errors (errors.py), event-type patterns
 (patterns.py), input validation (validation.py), which addresses are private

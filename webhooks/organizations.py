@@ -1,10 +1,10 @@
 """Organizations (tenants) and their members: creating, finding by either
-id, changing and deleting them."""
+id and changing them (deletion.py deletes them)."""
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from webhooks import ids, signals
+from webhooks import ids
 from webhooks.errors import Conflict, InvalidInput, NotFound
 from webhooks.models import Membership, Organization
 from webhooks.validation import check_storable
@@ -106,12 +106,3 @@ def update_organization(organization: Organization, **changes) -> Organization:
                 setattr(organization, name, value)
             raise _taken(fields.get("external_id")) from None
     return organization
-
-
-def delete_organization(organization: Organization) -> None:
-    """Delete the organization with its webhooks, events and history. The
-    apps holding its history delete theirs first, in batches of their own
-    short transactions (signals.organization_deleting), so that no table is
-    locked for long; what is left goes in one transaction."""
-    signals.organization_deleting.send(sender=Organization, organization=organization)
-    organization.delete()
