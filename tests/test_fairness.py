@@ -95,6 +95,27 @@ class TestCapsAndSharing:
         # whole seconds (it straddled one) add an UPDATE.
         assert statements_to_claim(8) - statements_to_claim(1) <= 1
 
+    def test_a_lane_woken_at_its_cap_takes_nothing_more(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 1)
+        dispatch.claim(10)
+        publish_to(org, "/a", 1)  # wakes the lane while its one slot is taken
+        now = timezone.now()
+        assert Lane.objects.get(webhook=webhook).due_at <= now
+        assert dispatch.claim(10, now=now) == []
+        assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 1}
+
+    def test_the_cap_is_counted_at_the_claims_own_time(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 2)
+        then = timezone.now() - timedelta(seconds=5)
+        Delivery.objects.filter(webhook=webhook).update(next_attempt_at=then)
+        first, _ = Delivery.objects.filter(webhook=webhook).order_by("id")
+        # In flight at `then`; its lease has ended since.
+        Delivery.objects.filter(pk=first.pk).update(claimed_until=then + timedelta(seconds=1))
+        Lane.objects.filter(webhook=webhook).update(due_at=then)
+        assert dispatch.claim(10, now=then) == []
+
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 3)
@@ -290,6 +311,62 @@ class TestOrdered:
         actions.retry_delivery(Delivery.objects.get(pk=second))
         assert dispatch.claim(10) == []  # the first still waits for its retry
 
+    @pytest.mark.parametrize("hold", ["in flight", "nothing pending", "rate", "retry later"])
+    def test_every_ordered_lane_keeps_its_order_whatever_holds_the_one_before(
+        self, org, receiver, hold
+    ):
+        held = hook(org, receiver, "/h", ordered=True, max_in_flight=1, rate_limit=1)
+        waiting = hook(org, receiver, "/w", ordered=True, max_in_flight=1)
+        free = hook(org, receiver, "/f", ordered=True, max_in_flight=1)
+        for path in ("/h", "/w", "/w", "/f"):
+            publish_to(org, path, 1)
+        now = timezone.now()
+        held_head = Delivery.objects.get(webhook=held)
+        if hold == "in flight":
+            held_head.claimed_until = now + timedelta(seconds=30)
+        elif hold == "nothing pending":
+            held_head.status = "succeeded"
+        elif hold == "retry later":
+            held_head.next_attempt_at = now + timedelta(seconds=30)
+        else:
+            Lane.objects.filter(webhook=held).update(rate_next_at=now + timedelta(seconds=30))
+        held_head.save()
+        # /w's head waits for its retry; the delivery after it is due.
+        retry_at = now + timedelta(seconds=20)
+        Delivery.objects.filter(pk=self.pending_ids(waiting)[0]).update(next_attempt_at=retry_at)
+        # The held lane comes first in the round, then /w, then /f.
+        for seconds, webhook in enumerate((held, waiting, free)):
+            Lane.objects.filter(webhook=webhook).update(due_at=now - timedelta(seconds=3 - seconds))
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.target.id == free.pk
+        assert Lane.objects.get(webhook=waiting).due_at == retry_at
+
+    def test_a_claim_counts_the_heads_it_took_against_its_limit(self, org, receiver, ordered):
+        unordered = hook(org, receiver, "/u", max_in_flight=10)
+        publish_to(org, "/o", 1)
+        publish_to(org, "/u", 5)
+        assert claimed_by_webhook(dispatch.claim(2)) == {ordered.pk: 1, unordered.pk: 1}
+
+    def test_a_head_due_this_very_instant_is_claimed(self, org, ordered):
+        publish_to(org, "/o", 1)
+        (head,) = self.pending_ids(ordered)
+        now = timezone.now()
+        Delivery.objects.filter(pk=head).update(next_attempt_at=now)
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.delivery_id == head
+
+    def test_a_head_whose_lease_ran_out_is_claimed_again(self, org, ordered):
+        publish_to(org, "/o", 2)
+        first, _ = self.pending_ids(ordered)
+        now = timezone.now()
+        # A worker died holding it, and the sweeper has not released it yet.
+        Delivery.objects.filter(pk=first).update(claimed_until=now - timedelta(seconds=1))
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.delivery_id == first
+        Delivery.objects.filter(pk=first).update(claimed_until=now)  # ends this very instant
+        Lane.objects.filter(webhook=ordered).update(due_at=now)
+        assert dispatch.claim(10, now=now) == []  # still its lease, to the instant
+
     def test_pausing_and_resuming_keep_the_order(self, org, ordered):
         publish_to(org, "/o", 3)
         first, *_ = self.pending_ids(ordered)
@@ -427,6 +504,21 @@ class TestLanes:
         assert claiming.seconds_until_due(now) == pytest.approx(-2)  # due already
         Lane.objects.update(due_at=None)
         assert claiming.seconds_until_due(now) is None
+
+    def test_lanes_of_webhooks_paused_behind_their_back_are_parked_and_the_rest_claimed(
+        self, org, receiver
+    ):
+        paused = [hook(org, receiver, f"/p{i}") for i in range(2)]
+        active = hook(org, receiver, "/a")
+        for path in ("/p0", "/p1", "/a"):
+            publish_to(org, path, 1)
+        now = timezone.now()
+        for seconds, webhook in enumerate(paused, start=2):
+            Lane.objects.filter(webhook=webhook).update(due_at=now - timedelta(seconds=seconds))
+        Webhook.objects.filter(pk__in=[w.pk for w in paused]).update(status=Webhook.Status.PAUSED)
+        # The paused lanes come first in the round; the active one still goes.
+        assert claimed_by_webhook(dispatch.claim(10, now=now)) == {active.pk: 1}
+        assert [Lane.objects.get(webhook=w).due_at for w in paused] == [None, None]
 
     def test_a_paused_webhooks_lane_is_parked(self, org, receiver):
         webhook = hook(org, receiver, "/a")
