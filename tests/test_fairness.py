@@ -2,9 +2,10 @@
 webhooks, decided in claiming.claim, in this process against the test
 database; the multi-process guarantees are in test_fairness_processes.py."""
 
+import math
 import re
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -115,6 +116,25 @@ class TestCapsAndSharing:
         Delivery.objects.filter(pk=first.pk).update(claimed_until=then + timedelta(seconds=1))
         Lane.objects.filter(webhook=webhook).update(due_at=then)
         assert dispatch.claim(10, now=then) == []
+
+    def test_a_claim_says_when_it_left_due_deliveries_behind(self, org, receiver):
+        backlog = hook(org, receiver, "/a", max_in_flight=10)
+        publish_to(org, "/a", 5)
+        first = dispatch.claim(2)
+        assert len(first) == 2 and first.more_due  # its slots ran out: due now
+        rest = dispatch.claim(10)
+        assert len(rest) == 3 and not rest.more_due  # drained
+        assert claimed_by_webhook(rest) == {backlog.pk: 3}
+
+    def test_each_delivery_is_leased_for_its_timeout_and_the_margin(self, org, receiver, settings):
+        settings.HERALD_LEASE_MARGIN_SECONDS = 7
+        hook(org, receiver, "/a", timeout_seconds=4)
+        publish_to(org, "/a", 1)
+        now = timezone.now()
+        (claimed,) = dispatch.claim(10, now=now)
+        # Rounded up to the whole second: a claim's leases share a few ends.
+        lease = Delivery.objects.get(pk=claimed.delivery_id).claimed_until
+        assert lease == datetime.fromtimestamp(math.ceil(now.timestamp() + 4 + 7), UTC)
 
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
