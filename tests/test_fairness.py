@@ -136,6 +136,18 @@ class TestCapsAndSharing:
         lease = Delivery.objects.get(pk=claimed.delivery_id).claimed_until
         assert lease == datetime.fromtimestamp(math.ceil(now.timestamp() + 4 + 7), UTC)
 
+    def test_a_claim_signs_with_the_secrets_valid_at_its_own_time(self, org, receiver):
+        webhook = hook(org, receiver, "/a")
+        old_secret = webhook.secret
+        webhook.rotate_secret(grace=timedelta(hours=1))
+        webhook.save()
+        publish_to(org, "/a", 1)
+        later = timezone.now() + timedelta(hours=2)  # the old secret's grace is over
+        Lane.objects.filter(webhook=webhook).update(due_at=later)
+        (claimed,) = dispatch.claim(10, now=later)
+        assert claimed.target.secrets == [webhook.secret]
+        assert old_secret not in claimed.target.secrets
+
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 3)
