@@ -151,3 +151,27 @@ def test_a_wide_table_scrolls_inside_its_card(chromium, live_server, admin, busy
     assert overflow(tab)[0] <= overflow(tab)[1]
     assert Event.objects.exists()
     context.close()
+
+
+def test_the_staff_console_shows_each_organization_as_a_card(
+    chromium, live_server, admin, busy_org
+):
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    tab.goto(f"{live_server.url}/login/")
+    tab.fill("#id_username", admin.user.username)
+    tab.fill("#id_password", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.goto(f"{live_server.url}/staff/")
+    table = tab.locator("#organizations")
+    # Every figure within the phone's width, under its label: nothing to scroll to.
+    inner, outer = table.evaluate("e => [e.scrollWidth, e.parentElement.clientWidth]")
+    assert inner <= outer
+    row = table.locator("tbody tr").filter(has_text=admin.organization.name)
+    pending = row.locator("td[data-label=Pending]")
+    assert pending.is_visible()
+    label = pending.evaluate("e => getComputedStyle(e, '::before').content")
+    assert label == '"Pending"'
+    assert row.get_by_role("button", name="Open").is_visible()
+    tab.screenshot(path=SCREENSHOTS / "phone-390-staff-cards.png", full_page=True)
+    context.close()
