@@ -135,6 +135,9 @@ def seconds_until_due(now: datetime | None = None) -> float | None:
     return None if first is None else (first - now).total_seconds()
 
 
+_LEASED = "AND claimed_until > %s AND status = 'pending' GROUP BY webhook_id"
+
+
 def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, int]:
     """Requests in flight now, per webhook: its deliveries under a live lease
     (the leased-rows index)."""
@@ -145,8 +148,7 @@ def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, 
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT webhook_id, COUNT(*) FROM {DELIVERIES} "
-            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
-            "AND claimed_until > %s AND status = 'pending' GROUP BY webhook_id",
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {_LEASED}",
             [*webhook_ids, at],
         )
         counts.update(dict(cursor.fetchall()))
@@ -255,6 +257,24 @@ def deal(plans: list[LanePlan], slots: int) -> None:
 
 
 _COLUMNS = ("id", "event_id", "attempts", "next_trigger", "public_id")
+_HEAD_COLUMNS = (*_COLUMNS, "next_attempt_at", "claimed_until")
+
+# PostgreSQL's statements for _heads and _take, fixed at import.
+_HEADS_STATEMENT = (
+    f"SELECT v.w, {', '.join('d.' + c for c in _HEAD_COLUMNS)} "
+    "FROM unnest(%s::bigint[]) AS v(w) CROSS JOIN LATERAL ("
+    f"SELECT {', '.join(_HEAD_COLUMNS)} FROM {DELIVERIES} "
+    "WHERE webhook_id = v.w AND status = 'pending' ORDER BY id LIMIT 1) d"
+)
+_TAKE_STATEMENT = (
+    f"SELECT v.w, {', '.join('d.' + c for c in _COLUMNS)} "
+    "FROM unnest(%s::bigint[], %s::int[]) AS v(w, k) CROSS JOIN LATERAL ("
+    f"SELECT {', '.join(_COLUMNS)}, next_attempt_at FROM {DELIVERIES} "
+    "WHERE webhook_id = v.w AND status = 'pending' AND next_attempt_at <= %s "
+    "AND (claimed_until IS NULL OR claimed_until < %s) AND NOT (id = ANY(%s)) "
+    "ORDER BY next_attempt_at, id LIMIT v.k FOR UPDATE SKIP LOCKED) d "
+    "ORDER BY v.w, d.next_attempt_at, d.id"
+)
 
 
 def _heads(plans: list[LanePlan]) -> None:
@@ -263,16 +283,9 @@ def _heads(plans: list[LanePlan]) -> None:
     SQLite. The claimer holds their lanes, so no other claimer moves them."""
     if not plans:
         return
-    columns = (*_COLUMNS, "next_attempt_at", "claimed_until")
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT v.w, {', '.join('d.' + c for c in columns)} "
-                "FROM unnest(%s::bigint[]) AS v(w) CROSS JOIN LATERAL ("
-                f"SELECT {', '.join(columns)} FROM {DELIVERIES} "
-                "WHERE webhook_id = v.w AND status = 'pending' ORDER BY id LIMIT 1) d",
-                [[p.webhook.pk for p in plans]],
-            )
+            cursor.execute(_HEADS_STATEMENT, [[p.webhook.pk for p in plans]])
             heads = {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
     else:
         heads = {}
@@ -280,7 +293,7 @@ def _heads(plans: list[LanePlan]) -> None:
             head = (
                 Delivery.objects.filter(webhook_id=plan.webhook.pk, status=Delivery.Status.PENDING)
                 .order_by("id")
-                .values_list(*columns)
+                .values_list(*_HEAD_COLUMNS)
                 .first()
             )
             if head is not None:
@@ -299,13 +312,7 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
         at = connection.ops.adapt_datetimefield_value(now)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT v.w, {', '.join('d.' + c for c in _COLUMNS)} "
-                "FROM unnest(%s::bigint[], %s::int[]) AS v(w, k) CROSS JOIN LATERAL ("
-                f"SELECT {', '.join(_COLUMNS)}, next_attempt_at FROM {DELIVERIES} "
-                "WHERE webhook_id = v.w AND status = 'pending' AND next_attempt_at <= %s "
-                "AND (claimed_until IS NULL OR claimed_until < %s) AND NOT (id = ANY(%s)) "
-                "ORDER BY next_attempt_at, id LIMIT v.k FOR UPDATE SKIP LOCKED) d "
-                "ORDER BY v.w, d.next_attempt_at, d.id",
+                _TAKE_STATEMENT,
                 [
                     [p.webhook.pk for p in plans],
                     [p.share for p in plans],
