@@ -610,14 +610,28 @@ class TestAWebhookDisabledWhileARequestIsInFlight:
         assert actions.disable_webhook(webhook, reason="test") == 0
         self.run_out_leases()
         before = timezone.now()
-        assert claiming.release_expired_claims() == 1
+        heard = []
+
+        def listener(sender, **kwargs):
+            heard.append((sender, kwargs))
+
+        signals.webhook_disabled.connect(listener)
+        try:
+            assert claiming.release_expired_claims(before) == 1
+        finally:
+            signals.webhook_disabled.disconnect(listener)
+        # Announced as a webhook disabled already, with the one it ended.
+        ((sender, told),) = heard
+        assert sender is Webhook
+        assert (told["webhook"].pk, told["reason"], told["now"]) == (webhook.pk, "test", before)
+        assert (told["ended"], told["newly"]) == (1, False)
         delivery = only_delivery()
         assert (delivery.status, delivery.claimed_until, delivery.next_attempt_at) == (
             "failed",
             None,
             None,
         )
-        assert before <= delivery.completed_at <= timezone.now()
+        assert delivery.completed_at == before
         assert self.figures(webhook) == (1, 0)
         assert Lane.objects.get(webhook=webhook).due_at is None
         # Another webhook's expired lease is released as before: due again.

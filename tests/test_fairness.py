@@ -291,12 +291,15 @@ class TestOrdered:
     def ordered(self, org, receiver):
         return hook(org, receiver, "/o", ordered=True, max_in_flight=1)
 
-    def test_a_due_head_held_by_the_rate_waits_for_its_start(self, org, receiver):
+    @pytest.mark.parametrize("due", ["earlier", "this very instant"])
+    def test_a_due_head_held_by_the_rate_waits_for_its_start(self, org, receiver, due):
         webhook = hook(org, receiver, "/o", ordered=True, max_in_flight=1, rate_limit=1)
         publish_to(org, "/o", 2)
         now = timezone.now()
         (first,) = dispatch.claim(10, now=now)
         Delivery.objects.filter(pk=first.delivery_id).update(status="succeeded", claimed_until=None)
+        if due != "earlier":
+            Delivery.objects.filter(webhook=webhook, status="pending").update(next_attempt_at=now)
         lanes.wake([webhook.pk], now)
         # The next head is due, but the rate's next start is 1.05 s away: the
         # lane waits until that start comes within the horizon, not the head's
@@ -398,6 +401,9 @@ class TestOrdered:
         Delivery.objects.filter(pk=first).update(claimed_until=now)  # ends this very instant
         Lane.objects.filter(webhook=ordered).update(due_at=now)
         assert dispatch.claim(10, now=now) == []  # still its lease, to the instant
+        # The lane waits as for any head in flight: its record will wake it.
+        lease = timedelta(seconds=ordered.timeout_seconds + claiming.lease_margin())
+        assert Lane.objects.get(webhook=ordered).due_at == now + lease
 
     def test_pausing_and_resuming_keep_the_order(self, org, ordered):
         publish_to(org, "/o", 3)
