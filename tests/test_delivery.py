@@ -64,6 +64,7 @@ class TestASuccessfulDelivery:
         assert attempt.request_body.encode() == received.body
         assert attempt.request_headers["webhook-id"] == published.event.public_id
         assert attempt.error_kind == ""
+        assert delivery.last_latency_ms == attempt.duration_ms  # the log's latency column
 
         webhook.refresh_from_db()
         assert webhook.last_delivery_at is not None and webhook.consecutive_failures == 0
