@@ -77,12 +77,11 @@ def publish(
     idempotency_key: str | None = None,
     *,
     only_webhook: Webhook | None = None,
-    exclude_webhook: Webhook | None = None,
     trigger: str = Trigger.AUTO,
     add_to_catalog: bool = True,
 ) -> Published:
     """Record an event and fan it out to the organization's subscribed webhooks
-    (all but `exclude_webhook`, or `only_webhook`).
+    (or to `only_webhook`).
 
     Raises InvalidInput, MalformedInput or TooLarge (naming the field) and
     writes nothing when the input is bad.
@@ -94,7 +93,7 @@ def publish(
     if idempotency_key is None and connection.vendor == "postgresql":
         # Nothing to look up first: the event, its deliveries and the lanes'
         # wake go as one statement, which is a transaction of its own.
-        targets = _targets(organization, event_type, only_webhook, exclude_webhook)
+        targets = _targets(organization, event_type, only_webhook)
         event, deliveries = _new_rows(
             organization, event_type, data_json, None, targets, trigger, now
         )
@@ -112,7 +111,7 @@ def publish(
             if earlier is not None:
                 return Published(earlier, created=False)
 
-        targets = _targets(organization, event_type, only_webhook, exclude_webhook)
+        targets = _targets(organization, event_type, only_webhook)
         event, deliveries = _new_rows(
             organization, event_type, data_json, idempotency_key, targets, trigger, now
         )
@@ -144,19 +143,13 @@ def publish(
     return Published(event, created=True)
 
 
-def _targets(
-    organization: Organization,
-    event_type: str,
-    only_webhook: Webhook | None,
-    exclude_webhook: Webhook | None,
-) -> list:
+def _targets(organization: Organization, event_type: str, only_webhook: Webhook | None) -> list:
     if only_webhook is not None:
         return [only_webhook]
     return [
         w
         for w in _fanout_candidates(organization)
         if patterns.matches_any(w.event_patterns, event_type)
-        and (exclude_webhook is None or w.pk != exclude_webhook.pk)
     ]
 
 

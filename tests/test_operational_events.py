@@ -178,12 +178,6 @@ class TestOperationalTypes:
         assert raised.value.field == "type"
         assert not Event.objects.exists()
 
-    def test_publish_can_leave_one_webhook_out(self, org):
-        one, two = WebhookFactory(organization=org), WebhookFactory(organization=org)
-        published = publish(org, "person.created", {}, exclude_webhook=one)
-        assert published.delivery_count == 1
-        assert list(Delivery.objects.values_list("webhook", flat=True)) == [two.pk]
-
 
 class TestHotPath:
     """What operational events cost the dispatcher: nothing for a batch

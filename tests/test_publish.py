@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deliveries import jobs, publishing
+from deliveries import actions, jobs, publishing
 from deliveries.models import Delivery, Event, Lane
 from deliveries.publishing import BatchItem, Outgoing, publish, publish_batch, publish_many
 from deliveries.wakeup import wake_dispatcher
@@ -57,6 +57,18 @@ def test_deliveries_are_due_now_and_pending(org):
     assert before <= delivery.next_attempt_at <= timezone.now()
     assert delivery.event_type == "person.created"
     assert delivery.organization_id == org.id
+
+
+def test_a_test_event_goes_to_its_webhook_only_and_stays_out_of_the_catalog(org):
+    tested = WebhookFactory(organization=org, event_patterns=["*"])
+    WebhookFactory(organization=org, event_patterns=["*"])  # subscribed to everything too
+
+    published = actions.send_test(tested)
+
+    (delivery,) = Delivery.objects.filter(event=published.event)
+    assert (delivery.webhook_id, delivery.next_trigger) == (tested.pk, "test")
+    assert published.event.type == "webhook.test"
+    assert not EventType.objects.filter(organization=org, name="webhook.test").exists()
 
 
 def test_paused_webhooks_get_a_parked_delivery_and_disabled_ones_none(org):
