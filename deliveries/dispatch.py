@@ -229,7 +229,7 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
         _update_deliveries([item.update for item in recorded])
         for webhook_id in sorted(by_webhook):
             _update_webhook_health(
-                webhook_id, by_webhook[webhook_id], ended_by_webhook.get(webhook_id, []), now
+                webhook_id, by_webhook[webhook_id], ended_by_webhook[webhook_id], now
             )
         failed_on_disabled = _fail_retries_of_disabled_webhooks(
             [item.update for item in recorded], now

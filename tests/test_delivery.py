@@ -166,8 +166,11 @@ class TestFailuresAndRetries:
         publish(org, "person.created", {"first": True})
         in_flight = [dispatch.attempt(c) for c in dispatch.claim(10)]
         publish(org, "person.updated", {})  # waiting while the first was in flight
-        dispatch.record(in_flight)
+        recorded_at = timezone.now()
+        dispatch.record(in_flight, now=recorded_at)
         assert DeliveryAttempt.objects.count() == 1
+        # Both ended at the record's time: the one answered 410 and the one waiting.
+        assert set(Delivery.objects.values_list("completed_at", flat=True)) == {recorded_at}
 
         webhook.refresh_from_db()
         assert webhook.status == Webhook.Status.DISABLED
