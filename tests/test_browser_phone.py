@@ -12,7 +12,7 @@ from django.utils import timezone
 from deliveries.models import Delivery, DeliveryAttempt, Event
 from deliveries.publishing import Outgoing, publish, publish_many
 from monitoring.models import Alert, AlertRule
-from tests.browser import PASSWORD, SCREENSHOTS, skip_without_chromium
+from tests.browser import PASSWORD, SCREENSHOTS, sign_in, skip_without_chromium
 from tests.factories import WebhookFactory
 from webhooks.models import ApiKey
 
@@ -138,10 +138,7 @@ def record(too_wide: list, tab, width: int, name: str) -> None:
 def test_a_wide_table_scrolls_inside_its_card(chromium, live_server, admin, busy_org):
     context = chromium.new_context(viewport={"width": 390, "height": 844})
     tab = context.new_page()
-    tab.goto(f"{live_server.url}/login/")
-    tab.fill("#id_username", admin.user.username)
-    tab.fill("#id_password", PASSWORD)
-    tab.click("button[type=submit]")
+    sign_in(tab, live_server, admin.user)
     tab.goto(f"{live_server.url}/events/?herald=1")
     scroller = tab.locator("#events").locator(
         "xpath=ancestor::div[contains(@class,'table-scroll')]"
@@ -158,10 +155,7 @@ def test_the_staff_console_shows_each_organization_as_a_card(
 ):
     context = chromium.new_context(viewport={"width": 390, "height": 844})
     tab = context.new_page()
-    tab.goto(f"{live_server.url}/login/")
-    tab.fill("#id_username", admin.user.username)
-    tab.fill("#id_password", PASSWORD)
-    tab.click("button[type=submit]")
+    sign_in(tab, live_server, admin.user)
     tab.goto(f"{live_server.url}/staff/")
     table = tab.locator("#organizations")
     # Every figure within the phone's width, under its label: nothing to scroll to.
