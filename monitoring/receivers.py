@@ -80,9 +80,15 @@ def webhook_enabled(sender, webhook: Webhook, now, **kwargs) -> None:
 
 
 def connect() -> None:
-    signals.attempts_recorded.connect(attempts_recorded, dispatch_uid="monitoring_attempts")
-    signals.webhook_disabled.connect(webhook_disabled, dispatch_uid="monitoring_disabled")
-    signals.webhook_enabled.connect(webhook_enabled, dispatch_uid="monitoring_enabled")
+    signals.attempts_recorded.connect(
+        attempts_recorded, sender=RecordedBatch, dispatch_uid="monitoring_attempts"
+    )
+    signals.webhook_disabled.connect(
+        webhook_disabled, sender=Webhook, dispatch_uid="monitoring_disabled"
+    )
+    signals.webhook_enabled.connect(
+        webhook_enabled, sender=Webhook, dispatch_uid="monitoring_enabled"
+    )
     # However an organization comes to be (createorganization, the demo,
     # Django's admin, a test factory), it starts with the default rules.
     post_save.connect(

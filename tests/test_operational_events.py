@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from deliveries import actions, claiming, dispatch
@@ -183,6 +183,9 @@ class TestHotPath:
     """What operational events cost the dispatcher: nothing for a batch
     without them, else a fixed number of queries in the recording transaction."""
 
+    # The attempts' INSERT; on PostgreSQL a COPY, which Django does not count.
+    ATTEMPTS = 0 if connection.vendor == "postgresql" else 1
+
     def results(self, org, receiver, count, status):
         receiver.always("/hook", Answer(status=status))
         WebhookFactory(
@@ -201,7 +204,7 @@ class TestHotPath:
     ):
         results = self.results(org, receiver, count, 200)
         # savepoint, attempts, deliveries, webhook health, lane, stats (minutes, hours), release
-        with max_statements(8):
+        with max_statements(7 + self.ATTEMPTS):
             dispatch.record(results)
 
     @pytest.mark.parametrize("count", [5, 100])
@@ -217,7 +220,10 @@ class TestHotPath:
         results = self.results(org, receiver, count, 500)
         # + the auto-disable check; then the events: savepoint, subscribers,
         # events, deliveries, catalog, their lanes, release
-        with max_statements(9 + 7), django_capture_on_commit_callbacks(execute=True):
+        with (
+            max_statements(8 + self.ATTEMPTS + 7),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             dispatch.record(results)
         assert Event.objects.filter(type="herald.delivery.exhausted").count() == count
         assert Delivery.objects.filter(webhook=ops).count() == count
