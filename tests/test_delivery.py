@@ -251,6 +251,20 @@ class TestRecording:
         assert stored == body[: limit - 1].decode() + "\ufffd"
         assert stored.endswith("é\ufffd")
 
+    def test_the_webhooks_last_delivery_is_its_latest_attempts_start(self, org, webhook, receiver):
+        for n in range(3):
+            publish(org, "person.created", {"n": n})
+        results = [dispatch.attempt(c) for c in dispatch.claim(10)]
+        now = timezone.now()
+        for result, seconds_ago in zip(results, (5, 0, 9), strict=True):
+            result.outcome.started_at = now - timedelta(seconds=seconds_ago)
+        # Recorded in this order: a later start, then an earlier one (a
+        # slower request) that must not move it back.
+        for result in results:
+            dispatch.record([result])
+        webhook.refresh_from_db()
+        assert webhook.last_delivery_at == now
+
     def test_a_lower_case_retry_after_is_heard_too(self, org, webhook, receiver):
         receiver.script("/hook", Answer(status=503, headers={"retry-after": "8"}))
         publish(org, "person.created", {})
