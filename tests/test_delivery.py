@@ -265,6 +265,17 @@ class TestRecording:
         webhook.refresh_from_db()
         assert webhook.last_delivery_at == now
 
+    def test_a_failing_streak_keeps_the_start_of_its_first_failure(self, org, webhook, receiver):
+        receiver.always("/hook", Answer(status=500))
+        for n in range(2):
+            publish(org, "person.created", {"n": n})
+        first, second = [dispatch.attempt(c) for c in dispatch.claim(10)]
+        dispatch.record([first])
+        dispatch.record([second])  # the next batch, failing too
+        webhook.refresh_from_db()
+        assert webhook.consecutive_failures == 2
+        assert webhook.failing_since == min(first.outcome.started_at, second.outcome.started_at)
+
     def test_a_lower_case_retry_after_is_heard_too(self, org, webhook, receiver):
         receiver.script("/hook", Answer(status=503, headers={"retry-after": "8"}))
         publish(org, "person.created", {})
