@@ -89,14 +89,16 @@ def publish(
     data_json = prepare_data(event_type, data)
     idempotency_key = validate_idempotency_key(idempotency_key)
     now = timezone.now()
+    # Built before anything is looked up: unwritten, they cost nothing if
+    # the key turns out to be an earlier event's.
+    targets = _targets(organization, event_type, only_webhook)
+    event, deliveries = _new_rows(
+        organization, event_type, data_json, idempotency_key, targets, trigger, now
+    )
 
     if idempotency_key is None and connection.vendor == "postgresql":
         # Nothing to look up first: the event, its deliveries and the lanes'
         # wake go as one statement, which is a transaction of its own.
-        targets = _targets(organization, event_type, only_webhook)
-        event, deliveries = _new_rows(
-            organization, event_type, data_json, None, targets, trigger, now
-        )
         due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
         rows.insert_family(event, deliveries, "event_id", *lanes.wake_statement(due, now))
         if add_to_catalog:
@@ -111,10 +113,6 @@ def publish(
             if earlier is not None:
                 return Published(earlier, created=False)
 
-        targets = _targets(organization, event_type, only_webhook)
-        event, deliveries = _new_rows(
-            organization, event_type, data_json, idempotency_key, targets, trigger, now
-        )
         if idempotency_key is None:
             # Nothing unique to collide with: no savepoint (two statements fewer).
             rows.insert([event])
