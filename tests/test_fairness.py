@@ -558,6 +558,19 @@ class TestLanes:
         assert claimed_by_webhook(dispatch.claim(10, now=now)) == {active.pk: 1}
         assert [Lane.objects.get(webhook=w).due_at for w in paused] == [None, None]
 
+    def test_the_due_backlog_is_what_a_worker_could_take_of_active_webhooks(self, org, receiver):
+        active, paused = hook(org, receiver, "/a"), hook(org, receiver, "/p")
+        publish_to(org, "/a", 3)
+        publish_to(org, "/p", 1)
+        now = timezone.now()
+        later, leased, due = Delivery.objects.filter(webhook=active).order_by("id")
+        Delivery.objects.filter(pk=later.pk).update(next_attempt_at=now + timedelta(seconds=5))
+        Delivery.objects.filter(pk=leased.pk).update(claimed_until=now + timedelta(seconds=5))
+        Webhook.objects.filter(pk=paused.pk).update(status=Webhook.Status.PAUSED)
+        assert list(claiming.due_deliveries(now)) == [due]
+        assert claiming.due_deliveries(now + timedelta(seconds=6)).count() == 3
+        assert claiming.due_deliveries().count() == 1  # now, by default
+
     def test_a_paused_webhooks_lane_is_parked(self, org, receiver):
         webhook = hook(org, receiver, "/a")
         publish_to(org, "/a", 1)
