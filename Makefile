@@ -59,11 +59,14 @@ $(VENV)/.mutate-installed: $(VENV)/.installed
 # Mutation testing of the engine's critical modules with mutmut (outside CI;
 # about two hours on 2 cores, less when run again: results are cached in
 # mutants/ per function). Prints the figures, then every mutant that survived.
-# Each of the two children gets a test database and a Redis database of its
-# own (tests/conftest.py); give it a database apart from your usual tests', e.g.
+# Each child gets a test database and a Redis database of its own
+# (tests/conftest.py); give it a database apart from your usual tests', e.g.
 # DATABASE_URL=postgres://postgres@127.0.0.1:5432/herald_mut HERALD_MUTANT_REDIS_DBS=10,11
+# More children than cores pay off (the tests wait on the network): name a
+# Redis database for each, e.g. MUTATE_CHILDREN=4 HERALD_MUTANT_REDIS_DBS=8,9,10,11.
+MUTATE_CHILDREN ?= 2
 mutate: $(VENV)/.mutate-installed
-	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut run --max-children $(MUTATE_CHILDREN)
 	@echo; echo "Surviving and timed-out mutants (mutmut show NAME for the diff):"
 	$(BIN)/mutmut results
 
