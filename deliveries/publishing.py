@@ -268,37 +268,38 @@ def publish_batch(organization: Organization, items: list[BatchItem]) -> list[Pu
     (`created` False) and writes nothing. Answers in the order of `items`."""
     if len(items) > settings.HERALD_MAX_BATCH_EVENTS:
         raise InvalidInput(f"at most {settings.HERALD_MAX_BATCH_EVENTS} events per batch", "events")
-    prepared = []
+    prepared = []  # (item, its data as JSON, its idempotency key)
     for index, item in enumerate(items):
         try:
             prepared.append(
                 (
+                    item,
                     prepare_data(item.event_type, item.data),
                     validate_idempotency_key(item.idempotency_key),
                 )
             )
         except HeraldError as error:
-            error.field = f"events.{index}.{error.field}" if error.field else f"events.{index}"
+            # Each of these names the field it refused.
+            error.field = f"events.{index}.{error.field}"
             raise
     now = timezone.now()
     with transaction.atomic():
-        if not any(key for _, key in prepared):
+        if not any(key for *_, key in prepared):
             # Nothing unique to collide with: no savepoint.
-            return _write_batch(organization, items, prepared, now)
+            return _write_batch(organization, prepared, now)
         try:
             with transaction.atomic():
-                return _write_batch(organization, items, prepared, now)
+                return _write_batch(organization, prepared, now)
         except IntegrityError:
             # A concurrent publish took one of the keys first: each item on
             # its own, the way publish() settles it.
             return [
-                publish(organization, item.event_type, item.data, key)
-                for item, (_, key) in zip(items, prepared, strict=True)
+                publish(organization, item.event_type, item.data, key) for item, _, key in prepared
             ]
 
 
-def _write_batch(organization, items, prepared, now) -> list[Published]:
-    keys = sorted({key for _, key in prepared if key})
+def _write_batch(organization, prepared, now) -> list[Published]:
+    keys = sorted({key for *_, key in prepared if key})
     earlier: dict[str, Event] = {}
     if keys:
         fresh_after = now - timedelta(hours=settings.HERALD_IDEMPOTENCY_HOURS)
@@ -312,7 +313,7 @@ def _write_batch(organization, items, prepared, now) -> list[Published]:
     answers: list[Published] = []
     new_events: dict[str, Event] = {}  # by idempotency key
     created: list[tuple[Event, object]] = []
-    for item, (data_json, key) in zip(items, prepared, strict=True):
+    for item, data_json, key in prepared:
         if key and key in earlier:
             answers.append(Published(earlier[key], created=False))
             continue

@@ -427,6 +427,17 @@ class TestBatch:
 
         assert statements(4) == statements(1)
 
+    def test_the_statements_do_not_grow_with_the_events_of_one_new_type(self, org):
+        def statements(events: int) -> int:
+            organization = OrganizationFactory()  # the type is new to it
+            subscribed(organization, "*")
+            with CaptureQueriesContext(connection) as queries:
+                publish_batch(organization, [BatchItem("person.created", {})] * events)
+            assert EventType.objects.filter(organization=organization).count() == 1
+            return len(queries.captured_queries)
+
+        assert statements(24) == statements(12)
+
     def test_at_most_the_batch_limit_is_accepted(self, org, settings):
         settings.HERALD_MAX_BATCH_EVENTS = 3
         assert len(publish_batch(org, [BatchItem("person.created", {})] * 3)) == 3
