@@ -182,7 +182,7 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
                 started_at=outcome.started_at,
                 duration_ms=outcome.duration_ms,
                 request_headers=result.request_headers,
-                request_body=result.request_body[:body_limit].decode("utf-8", errors="replace"),
+                request_body=result.request_body[:body_limit].decode(errors="replace"),  # UTF-8
                 response_status=outcome.status_code,
                 response_headers=outcome.headers,
                 response_body=outcome.body,
