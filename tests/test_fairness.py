@@ -148,6 +148,19 @@ class TestCapsAndSharing:
         assert claimed.target.secrets == [webhook.secret]
         assert old_secret not in claimed.target.secrets
 
+    def test_a_lane_takes_its_longest_due_delivery_first(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=2)  # one per claim
+        publish_to(org, "/a", 3)
+        now = timezone.now()
+        first, second, third = Delivery.objects.filter(webhook=webhook).order_by("id")
+        # The second's retry fell due before the others were published.
+        Delivery.objects.filter(pk=second.pk).update(next_attempt_at=now - timedelta(seconds=10))
+        Delivery.objects.filter(pk__in=[first.pk, third.pk]).update(next_attempt_at=now)
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.delivery_id == second.pk
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.delivery_id == first.pk  # then in publish order
+
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 3)
