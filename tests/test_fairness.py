@@ -505,6 +505,19 @@ class TestLanes:
         lease = timedelta(seconds=webhook.timeout_seconds + settings.HERALD_LEASE_MARGIN_SECONDS)
         assert Lane.objects.get(webhook=webhook).due_at == now + lease
 
+    @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+    def test_a_drained_lane_is_due_again_at_its_next_retry(self, org, receiver, settings, zone):
+        settings.TIME_ZONE = zone  # the stored times are UTC whatever the display zone
+        webhook = hook(org, receiver, "/a")
+        publish_to(org, "/a", 2)
+        now = timezone.now()
+        due, waiting = Delivery.objects.filter(webhook=webhook).order_by("id")
+        retry_at = now + timedelta(seconds=30)
+        Delivery.objects.filter(pk=waiting.pk).update(next_attempt_at=retry_at)
+        (claimed,) = dispatch.claim(10, now=now)
+        assert claimed.delivery_id == due.pk
+        assert Lane.objects.get(webhook=webhook).due_at == retry_at
+
     def test_an_ordered_lane_waits_for_its_heads_retry(self, org, receiver):
         webhook = hook(org, receiver, "/o", ordered=True, max_in_flight=1)
         receiver.script("/o", Answer(status=500))
@@ -682,6 +695,18 @@ class TestFields:
             "max_in_flight",
         )
         assert Webhook.objects.get(public_id=webhook_id).max_in_flight == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-12-02 01:00:00.5", datetime(2026, 12, 2, 1, 0, 0, 500000)],
+    ids=["text", "naive"],
+)
+def test_a_time_sqlite_hands_back_is_read_as_utc(value, settings):
+    # Text where a result column has no declared type, else a naive datetime.
+    settings.TIME_ZONE = "America/New_York"
+    assert claiming._as_datetime(value) == datetime(2026, 12, 2, 1, 0, 0, 500000, tzinfo=UTC)
+    assert claiming._as_datetime(None) is None
 
 
 def test_no_query_depends_on_the_sqlite_text_of_times(org, receiver):
