@@ -126,7 +126,11 @@ class TestCapsAndSharing:
         assert len(rest) == 3 and not rest.more_due  # drained
         assert claimed_by_webhook(rest) == {backlog.pk: 3}
 
-    def test_each_delivery_is_leased_for_its_timeout_and_the_margin(self, org, receiver, settings):
+    @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+    def test_each_delivery_is_leased_for_its_timeout_and_the_margin(
+        self, org, receiver, settings, zone
+    ):
+        settings.TIME_ZONE = zone  # the process's local time follows it
         settings.HERALD_LEASE_MARGIN_SECONDS = 7
         hook(org, receiver, "/a", timeout_seconds=4)
         publish_to(org, "/a", 1)
