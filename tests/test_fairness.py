@@ -165,6 +165,18 @@ class TestCapsAndSharing:
         (claimed,) = dispatch.claim(10, now=now)
         assert claimed.delivery_id == first.pk  # then in publish order
 
+    def test_only_a_drained_lane_asks_when_its_next_retry_is(self, org, receiver):
+        def statements(backlog: int) -> int:
+            hook(org, receiver, f"/b{backlog}", max_in_flight=4)  # two per claim
+            publish_to(org, f"/b{backlog}", backlog)
+            with CaptureQueriesContext(connection) as queries:
+                assert len(dispatch.claim(10)) == min(backlog, 2)
+            return len(queries.captured_queries)
+
+        # Three due: two taken, one left; one due: it took less than its
+        # share (drained), and only then is its next retry looked up.
+        assert statements(1) == statements(3) + 1
+
     def test_a_freed_slot_lets_the_next_delivery_go(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 3)
