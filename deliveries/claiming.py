@@ -246,14 +246,12 @@ def deal(plans: list[LanePlan], slots: int) -> None:
     for plan in plans:
         plan.share = 0
     while slots > 0:
-        dealt = 0
-        for plan in plans:
-            if slots > 0 and plan.share < plan.room:
-                plan.share += 1
-                slots -= 1
-                dealt += 1
-        if not dealt:
+        takers = [plan for plan in plans if plan.share < plan.room]
+        if not takers:
             return
+        for plan in takers[:slots]:
+            plan.share += 1
+        slots -= min(slots, len(takers))
 
 
 _COLUMNS = ("id", "event_id", "attempts", "next_trigger", "public_id")
