@@ -120,6 +120,24 @@ def test_a_rolled_back_publish_leaves_its_type_to_the_next_one(
 
 
 class TestIdempotency:
+    def test_an_empty_key_is_no_key(self, org):
+        first = publish(org, "person.created", {}, idempotency_key="")
+        second = publish(org, "person.created", {}, idempotency_key="")
+        assert first.created and second.created and first.event.pk != second.event.pk
+        assert Event.objects.get(pk=first.event.pk).idempotency_key is None
+
+    def test_a_key_that_is_not_text_is_refused_by_name(self, org):
+        with pytest.raises(InvalidInput) as refused:
+            publish(org, "person.created", {}, idempotency_key=5)
+        assert (refused.value.field, str(refused.value)) == ("idempotency_key", "must be a string")
+        assert not Event.objects.exists()
+
+    def test_an_event_and_its_deliveries_are_dated_one_instant(self, org):
+        WebhookFactory(organization=org, event_patterns=["*"])
+        event = publish(org, "person.created", {}, idempotency_key="k").event
+        (delivery,) = Delivery.objects.filter(event=event)
+        assert Event.objects.get(pk=event.pk).created_at == delivery.created_at
+
     def test_a_repeated_key_returns_the_first_event_and_creates_nothing(self, org):
         subscribed(org, "*")
         first = publish(org, "person.created", {"v": 1}, idempotency_key="abc")
