@@ -126,10 +126,19 @@ class TestIdempotency:
         assert first.created and second.created and first.event.pk != second.event.pk
         assert Event.objects.get(pk=first.event.pk).idempotency_key is None
 
-    def test_a_key_that_is_not_text_is_refused_by_name(self, org):
+    @pytest.mark.parametrize(
+        "key, message",
+        [
+            (5, "must be a string"),
+            ("k" * (publishing.MAX_IDEMPOTENCY_KEY_LENGTH + 1), "must be at most"),
+            ("line\nbreak", "must be printable text"),
+        ],
+    )
+    def test_a_bad_key_is_refused_by_name_and_says_why(self, org, key, message):
         with pytest.raises(InvalidInput) as refused:
-            publish(org, "person.created", {}, idempotency_key=5)
-        assert (refused.value.field, str(refused.value)) == ("idempotency_key", "must be a string")
+            publish(org, "person.created", {}, idempotency_key=key)
+        assert refused.value.field == "idempotency_key"
+        assert str(refused.value).startswith(message)
         assert not Event.objects.exists()
 
     def test_an_event_and_its_deliveries_are_dated_one_instant(self, org):
