@@ -47,16 +47,19 @@ def test_other_organizations_webhooks_never_receive_the_event(org):
     assert not Delivery.objects.filter(webhook=stranger).exists()
 
 
-def test_deliveries_are_due_now_and_pending(org):
+# With a key, publish looks it up first, in a transaction (on SQLite always).
+@pytest.mark.parametrize("key", [None, "k"], ids=["no key", "a key"])
+def test_deliveries_are_due_now_and_pending_and_their_lane_woken(org, key):
     webhook = subscribed(org, "*")
     before = timezone.now()
-    publish(org, "person.created", {})
+    event = publish(org, "person.created", {}, idempotency_key=key).event
     delivery = Delivery.objects.get(webhook=webhook)
     assert delivery.status == Delivery.Status.PENDING
     assert delivery.attempts == 0
     assert before <= delivery.next_attempt_at <= timezone.now()
     assert delivery.event_type == "person.created"
     assert delivery.organization_id == org.id
+    assert Lane.objects.get(webhook=webhook).due_at == delivery.next_attempt_at == event.created_at
 
 
 def test_a_test_event_goes_to_its_webhook_only_and_stays_out_of_the_catalog(org):
@@ -85,8 +88,9 @@ def test_the_data_is_stored_as_compact_json_exactly_as_sent(org):
     assert published.event.data_json == '{"name":"Zoë","tags":["a","b"],"n":1.5}'
 
 
-def test_a_new_type_joins_the_catalog_with_its_example(org):
-    publish(org, "invoice.paid", {"amount": 10})
+@pytest.mark.parametrize("key", [None, "k"], ids=["no key", "a key"])
+def test_a_new_type_joins_the_catalog_with_its_example(org, key):
+    publish(org, "invoice.paid", {"amount": 10}, idempotency_key=key)
     publish(org, "invoice.paid", {"amount": 20})
     entry = EventType.objects.get(organization=org, name="invoice.paid")
     assert entry.example == {"amount": 10}
