@@ -89,16 +89,13 @@ def publish(
     data_json = prepare_data(event_type, data)
     idempotency_key = validate_idempotency_key(idempotency_key)
     now = timezone.now()
-    # Built before anything is looked up: unwritten, they cost nothing if
-    # the key turns out to be an earlier event's.
-    targets = _targets(organization, event_type, only_webhook)
-    event, deliveries = _new_rows(
-        organization, event_type, data_json, idempotency_key, targets, trigger, now
-    )
 
     if idempotency_key is None and connection.vendor == "postgresql":
         # Nothing to look up first: the event, its deliveries and the lanes'
         # wake go as one statement, which is a transaction of its own.
+        event, deliveries = _new_rows(
+            organization, event_type, data_json, None, only_webhook, trigger, now
+        )
         due = [d.webhook_id for d in deliveries if d.next_attempt_at is not None]
         rows.insert_family(event, deliveries, "event_id", *lanes.wake_statement(due, now))
         if add_to_catalog:
@@ -113,6 +110,9 @@ def publish(
             if earlier is not None:
                 return Published(earlier, created=False)
 
+        event, deliveries = _new_rows(
+            organization, event_type, data_json, idempotency_key, only_webhook, trigger, now
+        )
         if idempotency_key is None:
             # Nothing unique to collide with: no savepoint (two statements fewer).
             rows.insert([event])
@@ -151,9 +151,11 @@ def _targets(organization: Organization, event_type: str, only_webhook: Webhook 
     ]
 
 
-def _new_rows(organization, event_type, data_json, idempotency_key, targets, trigger, now):
-    """The event and its deliveries, not yet written (the deliveries' event_id
-    is set once the event has its id)."""
+def _new_rows(organization, event_type, data_json, idempotency_key, only_webhook, trigger, now):
+    """The event and its deliveries to the webhooks subscribed to its type (or
+    to `only_webhook`), not yet written (the deliveries' event_id is set once
+    the event has its id)."""
+    targets = _targets(organization, event_type, only_webhook)
     event = Event(
         organization=organization,
         type=event_type,

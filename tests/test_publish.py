@@ -124,6 +124,13 @@ def test_a_rolled_back_publish_leaves_its_type_to_the_next_one(
 
 
 class TestIdempotency:
+    def test_a_repeated_key_is_answered_without_fanning_out(self, org):
+        subscribed(org, "*")
+        publish(org, "person.created", {}, idempotency_key="k")
+        with CaptureQueriesContext(connection) as queries:
+            assert not publish(org, "person.created", {}, idempotency_key="k").created
+        assert not [q for q in queries.captured_queries if Webhook._meta.db_table in q["sql"]]
+
     def test_an_empty_key_is_no_key(self, org):
         first = publish(org, "person.created", {}, idempotency_key="")
         second = publish(org, "person.created", {}, idempotency_key="")
