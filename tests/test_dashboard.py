@@ -588,3 +588,13 @@ def test_the_chart_and_the_tiles_agree(browser, org, receiver):
     )
     page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
     assert 'id="stat-success">75%<' in page and 'id="stat-failed">1<' in page
+
+
+@pytest.mark.parametrize(
+    "failures, text", [(1, "1 failed attempt in a row"), (3, "3 failed attempts in a row")]
+)
+def test_the_last_delivery_tile_counts_failed_attempts_in_words(client, org, failures, text):
+    webhook = WebhookFactory(organization=org, consecutive_failures=failures)
+    owner = MembershipFactory(organization=org, role="owner").user
+    client.force_login(owner)
+    assert text in client.get(f"/webhooks/{webhook.public_id}/").content.decode()
