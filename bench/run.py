@@ -626,7 +626,10 @@ def scenario_f(ctx: Context) -> list[Row]:
         f"{fmt_count(small)} spread over the last day, {fmt_count(large)} over the last 30 days. "
         "Pages: Django test Client in the bench process (full middleware, force_login as "
         "owner), 3 warm-up GETs then 25 timed; queries counted on one extra GET."
-        + (" PostgreSQL: ANALYZE after each fill." if ctx.storage.is_postgres else "")
+        + (
+            " After each fill: VACUUM (ANALYZE) and CHECKPOINT on PostgreSQL (what autovacuum "
+            "and the checkpointer would have done), a WAL checkpoint on SQLite."
+        )
         + (" --quick: 200 k instead of 1 M." if ctx.quick else "")
     )
     if notes:
