@@ -283,7 +283,7 @@ def fill_history(
 ) -> Fill:
     """Replace the organization's history with about `target_attempts` attempts
     spread over the last `span_s` seconds."""
-    from django.db import connection, transaction
+    from django.db import DatabaseError, connection, transaction
     from django.db.models import Max
 
     from deliveries.models import Delivery, DeliveryAttempt, Event
@@ -607,7 +607,10 @@ def fill_history(
             # then the fill's dirty pages written out: the pages are timed
             # in a steady state, not while the server flushes the fill.
             cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}", [])
-            cursor.execute("CHECKPOINT", [])
+            try:
+                cursor.execute("CHECKPOINT", [])
+            except DatabaseError:  # a role without pg_checkpoint: timed as it is
+                log("f: CHECKPOINT refused (the role lacks pg_checkpoint); pages timed without it")
         mark = step("vacuum, analyze, checkpoint", mark)
     else:
         with connection.cursor() as cursor:  # the fill's WAL into the database file
