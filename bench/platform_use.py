@@ -157,7 +157,6 @@ def scenario_k(bench):
     def run(ctx) -> list:
         import dashboard_history as history
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
         from django.test import Client
 
@@ -199,7 +198,7 @@ def scenario_k(bench):
                 with connection.cursor() as cursor:
                     cursor.execute(f"ANALYZE {Event._meta.db_table}, {Webhook._meta.db_table}")
 
-        call_command("collectstatic", interactive=False, verbosity=0)  # as f does
+        bench.collect_static()
 
         def timed(url: str):
             with bench.dashboard_settings():

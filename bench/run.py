@@ -33,6 +33,7 @@ both wiped at the start. Process logs go to var/bench-logs/.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
@@ -532,6 +533,16 @@ def fmt_count(n: int) -> str:
     return f"{n:,}"
 
 
+@functools.cache
+def collect_static() -> None:
+    """The pages as production serves them: hashed static URLs from a
+    manifest that is up to date (a fresh clone has none yet). Once per run:
+    it takes seconds even when nothing changed (f and k both need it)."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 @contextmanager
 def dashboard_settings():
     """The test Client's host must be allowed."""
@@ -551,7 +562,6 @@ DASHBOARD_TARGET_RATIO = 1.2
 @scenario("f", "dashboard pages at 10 k and at 1 M attempts")
 def scenario_f(ctx: Context) -> list[Row]:
     import dashboard_history as history
-    from django.core.management import call_command
     from django.test import Client
 
     day = 24 * 3600.0
@@ -569,9 +579,7 @@ def scenario_f(ctx: Context) -> list[Row]:
         ("events", "events /events/", "/events/", False),
         ("webhook_30d", "webhook page ?chart=30d", hook + "?chart=30d", True),
     ]
-    # The pages as production serves them: hashed static URLs from a
-    # manifest that is up to date (a fresh clone has none yet).
-    call_command("collectstatic", interactive=False, verbosity=0)
+    collect_static()
     notes: set[str] = set()
     fills: list[tuple[int, float, history.Fill]] = []
     timings: dict[str, dict[int, history.PageTiming]] = {key: {} for key, *_ in pages}
