@@ -637,31 +637,85 @@ class PageTiming:
     bytes: int
 
 
-def time_page(client, url: str, percentile, warmup: int = 3, runs: int = 25) -> PageTiming:
-    from django.db import connection
+class Side:
+    """One of two histories timed against each other: its database (Django's
+    `default` connection while its pages load), a signed-in client, and the
+    URL of each page in it (public ids differ between the databases)."""
+
+    def __init__(self, database, client, urls: dict[str, str]) -> None:
+        self.database = database
+        self.client = client
+        self.urls = urls
+
+    def activate(self) -> None:
+        from django.db import connections
+
+        connections["default"] = self.database
+
+    def get(self, key: str):
+        self.activate()
+        return self.client.get(self.urls[key])
+
+
+def database_like_default(database_url: str):
+    """A connection like Django's default one (engine, options, settings) to
+    another database: another of the same server, or another SQLite file."""
+    import copy
+
+    import dj_database_url
+    from django.db import connections
+
+    default = connections["default"]
+    settings_dict = copy.deepcopy(default.settings_dict)
+    settings_dict["NAME"] = dj_database_url.parse(database_url)["NAME"]
+    return type(default)(settings_dict, alias="default")
+
+
+def time_pages_alternately(
+    sides: list[Side], key: str, percentile, warmup: int = 3, runs: int = 25
+) -> list[PageTiming]:
+    """Each side's page `key`, loaded in turns, one side then the other, so
+    that whatever else the machine does in those seconds weighs on both
+    alike: minutes apart, the same page's time varied by a half."""
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(warmup):
-        response = client.get(url)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {url} answered {response.status_code}")
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(url)
-    # Now: captured_queries reads connection.queries, which the next request resets.
-    queries = len(captured.captured_queries)
-    size = len(response.content)
-    times = []
+        for side in sides:
+            response = side.get(key)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {side.urls[key]} answered {response.status_code}")
+    counted = []
+    for side in sides:
+        side.activate()
+        with CaptureQueriesContext(side.database) as captured:
+            response = side.client.get(side.urls[key])
+        # Now: captured_queries reads connection.queries, which the next request resets.
+        counted.append((len(captured.captured_queries), len(response.content)))
+    times: list[list[float]] = [[] for _ in sides]
     for _ in range(runs):
-        begin = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - begin) * 1000)
-    times.sort()
-    return PageTiming(
-        median_ms=percentile(times, 50),
-        p90_ms=percentile(times, 90),
-        queries=queries,
-        bytes=size,
-    )
+        for side, side_times in zip(sides, times, strict=True):
+            side.activate()
+            url = side.urls[key]
+            begin = time.perf_counter()
+            side.client.get(url)
+            side_times.append((time.perf_counter() - begin) * 1000)
+    return [
+        PageTiming(
+            median_ms=percentile(side_times, 50),
+            p90_ms=percentile(side_times, 90),
+            queries=queries,
+            bytes=size,
+        )
+        for side_times, (queries, size) in zip(times, counted, strict=True)
+    ]
+
+
+def time_page(client, url: str, percentile, warmup: int = 3, runs: int = 25) -> PageTiming:
+    """One page of the database Django's `default` connection points at."""
+    from django.db import connections
+
+    side = Side(connections["default"], client, {"page": url})
+    return time_pages_alternately([side], "page", percentile, warmup, runs)[0]
 
 
 def page_queries(client, url: str) -> list[str]:

@@ -3,8 +3,10 @@ Node receivers, Herald's worker and scheduler processes (the Procfile's own
 command lines), RSS sampling, and cleanup of everything started.
 
 Nothing here touches the developer's data: PostgreSQL gets a separate
-`herald_bench` database on the same server (SQLite: var/bench.sqlite3), Redis
-gets database 14 of the same server. Both are wiped at the start.
+`herald_bench` database on the same server (SQLite: var/bench.sqlite3), and
+`herald_bench_<name>` beside it for a scenario that needs a second one
+(SQLite: var/bench-<name>.sqlite3); Redis gets database 14 of the same
+server. All are wiped before use.
 """
 
 from __future__ import annotations
@@ -121,7 +123,21 @@ def _embedded_redis():
     return getattr(embedded_redis, "default", embedded_redis)
 
 
-def _recreate_postgres_database(developer_url: str) -> None:
+def side_database(storage: Storage, name: str) -> str:
+    """An empty database beside the bench's own, for a scenario that keeps
+    two data sets apart (PostgreSQL: herald_bench_<name> on the same server;
+    SQLite: var/bench-<name>.sqlite3). Wiped first; returns its URL."""
+    if storage.is_postgres:
+        database = f"{BENCH_DB_NAME}_{name}"
+        _recreate_postgres_database(storage.database_url, database)
+        return _with_path(storage.database_url, "/" + database)
+    path = VAR_DIR / f"bench-{name}.sqlite3"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _recreate_postgres_database(developer_url: str, name: str = BENCH_DB_NAME) -> None:
     import psycopg
 
     parts = urlsplit(developer_url)
@@ -134,8 +150,8 @@ def _recreate_postgres_database(developer_url: str) -> None:
         autocommit=True,
     )
     with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB_NAME}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def release_storage(storage: Storage | None) -> None:

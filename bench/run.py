@@ -10,8 +10,9 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
      workers and scheduler running
   e  peak RSS of the worker processes during b and c
   f  dashboard pages (overview, webhook page, delivery log, events) at 10 k and
-     at 1 M attempts of history (--quick: 200 k), timed in-process with
-     Django's test Client
+     at 1 M attempts of history (--quick: 200 k), each size in a database of
+     its own, timed in-process with Django's test Client, a GET of one size
+     then one of the other
   g  sustained load (200 events/s for 2 min, --quick 30 s): queue depth and
      delivery lag over time, a table per 10 s and var/bench/sustained-load.png
      (bench/sustained.py)
@@ -26,8 +27,9 @@ Scenarios (one function each, registered with @scenario; add new ones the same w
      (bench/platform_use.py)
 
 Everything runs on an isolated database (PostgreSQL `herald_bench` on the
-DATABASE_URL server, else SQLite var/bench.sqlite3) and Redis database 14,
-both wiped at the start. Process logs go to var/bench-logs/.
+DATABASE_URL server, else SQLite var/bench.sqlite3; f's small history in
+`herald_bench_f10k` or var/bench-f10k.sqlite3) and Redis database 14, all
+wiped before use. Process logs go to var/bench-logs/.
 """
 
 from __future__ import annotations
@@ -562,39 +564,59 @@ DASHBOARD_TARGET_RATIO = 1.2
 @scenario("f", "dashboard pages at 10 k and at 1 M attempts")
 def scenario_f(ctx: Context) -> list[Row]:
     import dashboard_history as history
+    from django.db import connections
     from django.test import Client
 
     day = 24 * 3600.0
     sizes = [(10_000, day), (200_000 if ctx.quick else 1_000_000, 30 * day)]
-    organization, webhooks, owner = history.create_organization()
-    busiest = webhooks[0]
-    client = Client()
-    client.force_login(owner)
-    hook = f"/webhooks/{busiest.public_id}/"
-    # (key, label, url, has a target)
+    # (key, label, a path from the root or after the busiest webhook's page, has a target)
     pages = [
         ("overview", "overview /", "/", True),
-        ("webhook", "webhook page (busiest, 24h chart)", hook, True),
-        ("log", "delivery-log partial .../log/", hook + "log/", False),
+        ("webhook", "webhook page (busiest, 24h chart)", "", True),
+        ("log", "delivery-log partial .../log/", "log/", False),
         ("events", "events /events/", "/events/", False),
-        ("webhook_30d", "webhook page ?chart=30d", hook + "?chart=30d", True),
+        ("webhook_30d", "webhook page ?chart=30d", "?chart=30d", True),
     ]
     collect_static()
+    # The small history in a database of its own, the large one in the
+    # bench's: both stay, and each page is loaded from one, then the other.
+    small_url = harness.side_database(ctx.storage, "f10k")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=harness.ROOT,
+        env={**ctx.env, "DATABASE_URL": small_url},
+        check=True,
+    )
+    databases = [history.database_like_default(small_url), connections["default"]]
     notes: set[str] = set()
     fills: list[tuple[int, float, history.Fill]] = []
-    timings: dict[str, dict[int, history.PageTiming]] = {key: {} for key, *_ in pages}
-    for size, span in sizes:
-        log(f"f: filling {fmt_count(size)} attempts over {span / day:.0f} day(s)")
-        fill = history.fill_history(organization, webhooks, size, span, notes)
-        fills.append((size, span, fill))
-        for key, _label, url, _target in pages:
-            with dashboard_settings():
-                timing = history.time_page(client, url, percentile)
-            timings[key][size] = timing
-            log(
-                f"f: {url} at {fmt_count(size)}: median {timing.median_ms:.1f} ms, "
-                f"p90 {timing.p90_ms:.1f} ms, {timing.queries} queries"
+    sides: list[history.Side] = []
+    try:
+        for (size, span), database in zip(sizes, databases, strict=True):
+            connections["default"] = database
+            organization, webhooks, owner = history.create_organization()
+            log(f"f: filling {fmt_count(size)} attempts over {span / day:.0f} day(s)")
+            fills.append(
+                (size, span, history.fill_history(organization, webhooks, size, span, notes))
             )
+            client = Client()
+            client.force_login(owner)
+            hook = f"/webhooks/{webhooks[0].public_id}/"
+            urls = {key: path if path.startswith("/") else hook + path for key, _, path, _ in pages}
+            sides.append(history.Side(database, client, urls))
+        timings: dict[str, dict[int, history.PageTiming]] = {}
+        for key, _label, _path, _target in pages:
+            with dashboard_settings():
+                measured = history.time_pages_alternately(sides, key, percentile)
+            timings[key] = {size: t for (size, _), t in zip(sizes, measured, strict=True)}
+            for (size, _), side, timing in zip(sizes, sides, measured, strict=True):
+                log(
+                    f"f: {side.urls[key]} at {fmt_count(size)}: median {timing.median_ms:.1f} ms, "
+                    f"p90 {timing.p90_ms:.1f} ms, {timing.queries} queries"
+                )
+    finally:
+        connections["default"] = databases[1]
+        databases[0].close()
     small, large = sizes[0][0], sizes[1][0]
     ctx.results["f"] = {"fills": fills, "timings": timings, "sizes": (small, large)}
 
@@ -628,12 +650,14 @@ def scenario_f(ctx: Context) -> list[Row]:
         else:
             rows.append(Row("f", name + " (info)", f"{ratio:.2f}"))
     ctx.notes.append(
-        f"f: one organization, {len(webhooks)} webhooks (the busiest gets ~1/3 of deliveries), "
-        "history generated in the database (INSERT … SELECT) and replaced for each size "
-        f"(the {fmt_count(large)} fill deletes the {fmt_count(small)} one first); "
-        f"{fmt_count(small)} spread over the last day, {fmt_count(large)} over the last 30 days. "
+        f"f: one organization per size, {len(history.WEBHOOK_NAMES)} webhooks (the busiest "
+        "gets ~1/3 of deliveries), history generated in the database (INSERT … SELECT); "
+        f"{fmt_count(small)} spread over the last day in a database of its own "
+        f"({'herald_bench_f10k' if ctx.storage.is_postgres else 'var/bench-f10k.sqlite3'}), "
+        f"{fmt_count(large)} over the last 30 days in the bench's. "
         "Pages: Django test Client in the bench process (full middleware, force_login as "
-        "owner), 3 warm-up GETs then 25 timed; queries counted on one extra GET."
+        "owner), the two sizes' GETs taking turns: 3 warm-up GETs each, then 25 timed each; "
+        "queries counted on one extra GET."
         + (
             " After each fill: VACUUM (ANALYZE) and CHECKPOINT on PostgreSQL (what autovacuum "
             "and the checkpointer would have done), a WAL checkpoint on SQLite."
