@@ -123,18 +123,32 @@ def _embedded_redis():
     return getattr(embedded_redis, "default", embedded_redis)
 
 
-def side_database(storage: Storage, name: str) -> str:
-    """An empty database beside the bench's own, for a scenario that keeps
-    two data sets apart (PostgreSQL: herald_bench_<name> on the same server;
-    SQLite: var/bench-<name>.sqlite3). Wiped first; returns its URL."""
+def migrate(env: dict[str, str]) -> None:
+    """Bring the database that env's DATABASE_URL names to the current layout."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def side_database(storage: Storage, name: str, env: dict[str, str]) -> tuple[str, str]:
+    """An empty database beside the bench's own, migrated, for a scenario
+    that keeps two data sets apart (PostgreSQL: herald_bench_<name> on the
+    same server; SQLite: var/bench-<name>.sqlite3). Wiped first. Returns its
+    URL and what to call it."""
     if storage.is_postgres:
         database = f"{BENCH_DB_NAME}_{name}"
         _recreate_postgres_database(storage.database_url, database)
-        return _with_path(storage.database_url, "/" + database)
-    path = VAR_DIR / f"bench-{name}.sqlite3"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    return f"sqlite:///{path}"
+        url, description = _with_path(storage.database_url, "/" + database), database
+    else:
+        path = VAR_DIR / f"bench-{name}.sqlite3"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        url, description = f"sqlite:///{path}", str(path.relative_to(ROOT))
+    migrate({**env, "DATABASE_URL": url})
+    return url, description
 
 
 def _recreate_postgres_database(developer_url: str, name: str = BENCH_DB_NAME) -> None:

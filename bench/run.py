@@ -39,7 +39,6 @@ import functools
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -580,13 +579,7 @@ def scenario_f(ctx: Context) -> list[Row]:
     collect_static()
     # The small history in a database of its own, the large one in the
     # bench's: both stay, and each page is loaded from one, then the other.
-    small_url = harness.side_database(ctx.storage, "f10k")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=harness.ROOT,
-        env={**ctx.env, "DATABASE_URL": small_url},
-        check=True,
-    )
+    small_url, small_name = harness.side_database(ctx.storage, "f10k", ctx.env)
     databases = [history.database_like_default(small_url), connections["default"]]
     notes: set[str] = set()
     fills: list[tuple[int, float, history.Fill]] = []
@@ -653,7 +646,7 @@ def scenario_f(ctx: Context) -> list[Row]:
         f"f: one organization per size, {len(history.WEBHOOK_NAMES)} webhooks (the busiest "
         "gets ~1/3 of deliveries), history generated in the database (INSERT … SELECT); "
         f"{fmt_count(small)} spread over the last day in a database of its own "
-        f"({'herald_bench_f10k' if ctx.storage.is_postgres else 'var/bench-f10k.sqlite3'}), "
+        f"({small_name}), "
         f"{fmt_count(large)} over the last 30 days in the bench's. "
         "Pages: Django test Client in the bench process (full middleware, force_login as "
         "owner), the two sizes' GETs taking turns: 3 warm-up GETs each, then 25 timed each; "
@@ -761,12 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         # This process talks to the same bench stores: set before django.setup().
         os.environ.update(env)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=harness.ROOT,
-            env=env,
-            check=True,
-        )
+        harness.migrate(env)
         import django
 
         django.setup()
