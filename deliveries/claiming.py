@@ -11,12 +11,14 @@ delivery under a live lease is a request in flight.
 A claim for `limit` free slots, in one transaction:
 
 1. Lock up to `limit` due lanes (models.Lane) of active webhooks, those due
-   the longest first. SKIP LOCKED: a lane another worker is claiming from
-   is passed over, not waited for. Every claimer of a webhook holds its
+   the longest first, then the lanes of the worker's settled requests. SKIP
+   LOCKED: a lane another worker is claiming from is passed over, not
+   waited for. Every claimer of a webhook holds its
    lane, so a webhook's cap, rate and order are decided by one claimer at
    a time, whichever process or machine it runs on.
 2. Each lane's allowance: its cap (`max_in_flight`, 1 when `ordered`)
-   less its requests in flight now (counted on an index of leased rows),
+   less its requests in flight now (counted on an index of leased rows, but
+   for those the claiming worker says have ended: settled, see claim()),
    and, with a `rate_limit`, the request starts its rate allows within the
    next RATE_HORIZON. A lane with no allowance is skipped, not waited on.
 3. An ordered webhook takes its oldest unfinished delivery, and only when
@@ -42,6 +44,7 @@ not claimed yet: it is no attempt.
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -84,6 +87,7 @@ class Target:
     max_attempts: int
     organization_id: int = 0
     name: str = ""
+    ordered: bool = False
 
 
 @dataclass
@@ -138,18 +142,22 @@ def seconds_until_due(now: datetime | None = None) -> float | None:
 _LEASED = "AND claimed_until > %s AND status = 'pending' GROUP BY webhook_id"
 
 
-def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+def in_flight(
+    webhook_ids: list[int], now: datetime | None = None, *, settled: Collection[int] = ()
+) -> dict[int, int]:
     """Requests in flight now, per webhook: its deliveries under a live lease
-    (the leased-rows index)."""
+    (the leased-rows index), but for `settled` ones (ids of deliveries whose
+    request has ended, their attempt not yet recorded)."""
     counts = dict.fromkeys(webhook_ids, 0)
     if not webhook_ids:
         return counts
     at = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    but = f"AND id NOT IN ({', '.join(['%s'] * len(settled))}) " if settled else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT webhook_id, COUNT(*) FROM {DELIVERIES} "
-            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {_LEASED}",
-            [*webhook_ids, at],
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {but}{_LEASED}",
+            [*webhook_ids, *settled, at],
         )
         counts.update(dict(cursor.fetchall()))
     return counts
@@ -396,8 +404,13 @@ def lease_margin() -> int:
     return settings.HERALD_LEASE_MARGIN_SECONDS
 
 
-def claim(limit: int, now: datetime | None = None) -> Claim:
-    """Take up to `limit` due deliveries for this worker, fairly (see above)."""
+def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed] = ()) -> Claim:
+    """Take up to `limit` due deliveries for this worker, fairly (see above).
+
+    `settled`: what this worker claimed and sent, whose attempts it has not
+    recorded yet. Their requests have ended, so their slots are free to
+    claim again although their leases still stand until the record; their
+    lanes are looked at as if their record had just woken them."""
     now = now or timezone.now()
     if limit < 1:
         return Claim()
@@ -413,6 +426,19 @@ def claim(limit: int, now: datetime | None = None) -> Claim:
             [adapt(now), limit],
         )
         lane_rows = [(w, _as_datetime(rate_next_at)) for w, rate_next_at in cursor.fetchall()]
+        # A settled request's lane, due or not (at its cap it waits for a
+        # record): after those that were due, as a record's wake-up would
+        # have put it, and even past `limit` lanes: a due lane may turn out
+        # to have nothing left, and a settled one has.
+        woken = sorted({c.target.id for c in settled} - {w for w, _ in lane_rows})
+        if woken:
+            cursor.execute(
+                f"SELECT webhook_id, rate_next_at FROM {LANES} "
+                f"WHERE webhook_id IN ({', '.join(['%s'] * len(woken))}) "
+                f"ORDER BY webhook_id{_SKIP_LOCKED[connection.vendor]}",
+                woken,
+            )
+            lane_rows += [(w, _as_datetime(rate_next_at)) for w, rate_next_at in cursor.fetchall()]
         if not lane_rows:
             return Claim()
         webhooks = {w.id: w for w in _webhooks([r[0] for r in lane_rows])}
@@ -423,7 +449,7 @@ def claim(limit: int, now: datetime | None = None) -> Claim:
                 f"WHERE webhook_id IN ({', '.join(['%s'] * len(parked))})",
                 parked,
             )
-        flying = in_flight(list(webhooks), now)
+        flying = in_flight(list(webhooks), now, settled=[c.delivery_id for c in settled])
         plans = []
         for webhook_id, rate_next_at in lane_rows:
             webhook = webhooks[webhook_id]
@@ -555,6 +581,7 @@ def _target(webhook: Webhook, now: datetime) -> Target:
         max_attempts=webhook.max_attempts,
         organization_id=webhook.organization_id,
         name=webhook.name,
+        ordered=webhook.ordered,
     )
 
 

@@ -2,6 +2,10 @@
 fairly between webhooks), sends them on a pool of threads, and records the
 attempts in batches.
 
+A request that ended frees its slot at once: the next claim counts it as
+settled (claiming.claim), so its webhook's next delivery need not wait for
+the record, and the record can wait for a batch worth its transaction.
+
 Only this module's main thread touches the database; the threads run
 `attempt`, which only builds, signs and sends.
 """
@@ -12,6 +16,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,10 +35,10 @@ from webhooks.models import Webhook
 log = logging.getLogger(__name__)
 
 # Record finished attempts once this many are waiting, or after this long.
+# (Only the attempt log, retries and the stats wait for it: the slots are
+# settled at once.)
 RECORD_BATCH = 50
-# A finished request waits at most this long to be recorded (its lease holds
-# its webhook's slot until then).
-RECORD_EVERY_SECONDS = 0.02
+RECORD_EVERY_SECONDS = 0.05
 # With requests in flight and nothing claimed last time, look again this often.
 IDLE_CLAIM_EVERY_SECONDS = 0.02
 # With requests in flight, claim again once this share of the slots is free:
@@ -403,15 +408,19 @@ def run(
     *,
     concurrency: int | None = None,
     max_seconds: float | None = None,
-    on_full_claim=None,
-    should_stop=lambda: False,
+    on_full_claim: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_claim: Callable[[], None] | None = None,
+    on_claims_over: Callable[[], None] | None = None,
 ) -> int:
     """Claim, send and record until nothing is due (or `max_seconds` passed),
     keeping up to `concurrency` requests in flight. Returns the attempts made.
 
     `on_full_claim` is called when a claim filled every free slot or left
     due deliveries behind, a sign that more work is waiting for another
-    worker to share.
+    worker to share. `on_claim` is called before each claim, and
+    `on_claims_over` once, when this run will claim no more (the deadline,
+    a stop, or nothing due) and only waits for what it has in flight.
     """
     concurrency = concurrency or settings.HERALD_WORKER_CONCURRENCY
     max_seconds = settings.HERALD_DISPATCH_MAX_SECONDS if max_seconds is None else max_seconds
@@ -426,6 +435,7 @@ def run(
     first_finished = 0.0  # when the oldest unrecorded result came in
     next_claim = 0.0
     made = 0
+    claims_over = False
 
     def send(item: Claimed) -> None:
         try:
@@ -434,16 +444,26 @@ def run(
             log.exception("attempt of delivery %s crashed", item.delivery_id)
             results.put(None)
 
+    def end_claims() -> None:
+        nonlocal claims_over
+        if not claims_over:
+            claims_over = True
+            if on_claims_over:
+                on_claims_over()
+
     def fill() -> None:
         """Claim work for the free slots, when there are enough of them."""
         nonlocal next_claim, in_flight
         now = time.monotonic()
         free = concurrency - in_flight
-        if now >= deadline or now < next_claim or should_stop():
+        if now >= deadline or should_stop():
+            end_claims()
             return
-        if in_flight and free < refill_at_free:
+        if now < next_claim or (in_flight and free < refill_at_free):
             return
-        claimed = claim(free)
+        if on_claim:
+            on_claim()
+        claimed = claim(free, settled=[result.claimed for result in finished])
         if claimed and (len(claimed) == free or claimed.more_due) and on_full_claim:
             on_full_claim()
         for item in claimed:
@@ -453,11 +473,12 @@ def run(
 
     def collect(timeout: float) -> None:
         """Take the results that came in, waiting up to `timeout` for one."""
-        nonlocal in_flight, first_finished
+        nonlocal in_flight, first_finished, next_claim
         try:
             result = results.get(timeout=timeout)
             if not finished:
                 first_finished = time.monotonic()
+            next_claim = 0.0  # slots settled: claim again now
             while True:
                 in_flight -= 1
                 if result is not None:
@@ -474,24 +495,20 @@ def run(
         next_claim = 0.0  # the record freed slots and woke their lanes
 
     def record_due() -> bool:
-        """Whether to record what finished before claiming again.
+        """Whether to record what finished now.
 
-        A finished request's lease counts against its webhook's cap until it
-        is recorded, so a claim before the record would find those slots
-        taken. But a record is one transaction of a few round trips: one per
-        result cost more CPU than the requests. So: once as many results
-        wait as a claim waits for free slots, or half of what this worker
-        has in hand (a webhook's cap may be smaller than the worker's
-        slots), or the last one came in, or the oldest waited
-        RECORD_EVERY_SECONDS."""
+        A record is one transaction of a few round trips: one per result
+        cost more CPU than the requests, so results wait for a batch. Not
+        for long: until RECORD_BATCH of them wait, or the oldest waited
+        RECORD_EVERY_SECONDS, or the last one came in, or one is an ordered
+        webhook's, whose next delivery goes only once this one is recorded."""
         if not finished:
             return False
-        waiting = len(finished)
-        enough = min(RECORD_BATCH, refill_at_free, max(1, (in_flight + waiting) // 2))
         return (
-            waiting >= enough
+            len(finished) >= RECORD_BATCH
             or not in_flight
             or time.monotonic() - first_finished >= RECORD_EVERY_SECONDS
+            or any(result.claimed.target.ordered for result in finished)
         )
 
     while True:
@@ -510,11 +527,14 @@ def run(
                 or time.monotonic() + max(soon, 0) >= deadline
                 or should_stop()
             ):
+                end_claims()
                 break
             time.sleep(max(soon, 0.01))
             next_claim = 0.0
             continue
         if in_flight:
-            record_in = first_finished + RECORD_EVERY_SECONDS - time.monotonic()
-            collect(max(0.0, record_in) if finished else RECORD_EVERY_SECONDS)
+            wait = IDLE_CLAIM_EVERY_SECONDS
+            if finished:
+                wait = min(wait, first_finished + RECORD_EVERY_SECONDS - time.monotonic())
+            collect(max(0.0, wait))
     return made

@@ -5,18 +5,21 @@ cover what a lost wake-up or a dead worker would otherwise leave behind
 
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
 import rq
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from rq.defaults import DEFAULT_WORKER_TTL
 
-from deliveries import claiming, dispatch, lanes, shutdown
+from deliveries import claiming, dispatch, lanes, shutdown, wakeup
 from deliveries.wakeup import (
+    CLAIMING_RENEW_SECONDS,
     MAX_WEBHOOK_TIMEOUT_SECONDS,
-    WAKE_KEY,
+    call_for_help,
     dispatch_job_timeout,
     queue,
     wake_dispatcher,
@@ -37,14 +40,62 @@ def run_dispatcher() -> int:
     signal is rq's cold shutdown: what was in flight goes unrecorded, and the
     leases make those deliveries due again (see shutdown.py).
     """
+    role = ClaimingRole()
     with shutdown.stop_requested() as stopping, worker_heartbeats():
-        # Let the next publish queue a fresh job even while this one runs.
-        queue().connection.delete(WAKE_KEY)
         close_old_connections()
         try:
-            return dispatch.run(on_full_claim=wake_dispatcher, should_stop=stopping)
+            role.take()
+            return dispatch.run(
+                on_full_claim=call_for_help,
+                should_stop=stopping,
+                on_claim=role.renew,
+                on_claims_over=role.give_up,
+            )
         finally:
+            role.give_up()
             close_old_connections()
+
+
+class ClaimingRole:
+    """This job's place among the claiming dispatchers (wakeup.py): while it
+    holds it, a publish need not queue another job, this one will find its
+    deliveries. Given up when the job claims no more; it then looks once
+    more for what was published meanwhile, and wakes a dispatcher for it."""
+
+    def __init__(self) -> None:
+        self.name = uuid.uuid4().hex
+        self.renewed_at: float | None = None
+
+    def take(self) -> None:
+        # Claiming first, then the queued job's key gone: a wake in between
+        # finds a claiming dispatcher, never neither.
+        self.renew()
+        try:
+            wakeup.job_started()
+        except redis.RedisError:
+            log.warning("could not clear the wake key", exc_info=True)
+
+    def renew(self) -> None:
+        now = time.monotonic()
+        if self.renewed_at is not None and now - self.renewed_at < CLAIMING_RENEW_SECONDS:
+            return
+        try:
+            wakeup.hold_claiming(self.name)
+        except redis.RedisError:
+            log.warning("could not say the dispatcher claims", exc_info=True)
+        self.renewed_at = now
+
+    def give_up(self) -> None:
+        if self.renewed_at is None:
+            return
+        self.renewed_at = None
+        try:
+            wakeup.release_claiming(self.name)
+            if claiming.due_exists():
+                wake_dispatcher()
+        except (redis.RedisError, DatabaseError):
+            # The tick looks again within a second, once both are back.
+            log.warning("could not hand over to the next dispatcher", exc_info=True)
 
 
 HEARTBEAT_EVERY_SECONDS = 15

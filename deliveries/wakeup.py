@@ -2,11 +2,15 @@
 
 Deliveries are not one job each: a `run_dispatcher` job (jobs.py) drains
 everything due, many requests at a time (see dispatch.py). Publishing,
-retries and resumes wake it; a wake is deduplicated through a short-lived
-Redis key so a burst of events queues one job, and a dispatcher that finds
-more work than it can hold wakes another so idle workers join in. The job
-is enqueued by its dotted name, which rq resolves in the worker: this module
-stays below everything that wakes the dispatcher, dispatch.py included.
+retries and resumes wake it. A wake queues a job only when none is queued
+(a short-lived Redis key, which the job deletes when it starts) and no
+dispatcher is claiming (a sorted set of the claiming ones, each with the
+time its claim on that role lapses): a claiming dispatcher claims until
+nothing is due, so it will find what was published. A dispatcher that
+finds more work than it can hold calls for help, past both, so idle
+workers join in. The job is enqueued by its dotted name, which rq resolves
+in the worker: this module stays below everything that wakes the
+dispatcher, dispatch.py included.
 """
 
 import logging
@@ -14,11 +18,19 @@ import logging
 import django_rq
 import redis
 from django.conf import settings
+from redis.commands.core import Script
 
 log = logging.getLogger(__name__)
 
 WAKE_KEY = "herald:dispatch:wake"
 WAKE_KEY_SECONDS = 10
+CLAIMING_KEY = "herald:dispatch:claiming"
+# A claiming dispatcher says so again this often; one whose worker died
+# drops out of the set CLAIMING_SECONDS after it last did.
+CLAIMING_RENEW_SECONDS = 1.0
+CLAIMING_SECONDS = 5
+HELP_KEY = "herald:dispatch:help"
+HELP_KEY_SECONDS = 1
 DISPATCH_JOB = "deliveries.jobs.run_dispatcher"
 MAX_WEBHOOK_TIMEOUT_SECONDS = 300
 
@@ -40,18 +52,71 @@ def dispatch_job_timeout() -> int:
     return settings.HERALD_DISPATCH_MAX_SECONDS + MAX_WEBHOOK_TIMEOUT_SECONDS + 60
 
 
+# Redis's own clock for every lapse time, whichever host asks.
+_WAKE_SCRIPT = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+_CLAIMING_SCRIPT = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+_scripts: dict[str, Script] = {}
+
+
+def _run(source: str, keys: list[str], args: list) -> object:
+    """A script, by its digest once Redis knows it, on the queue's connection."""
+    connection = queue().connection
+    if source not in _scripts:
+        _scripts[source] = connection.register_script(source)
+    return _scripts[source](keys=keys, args=args, client=connection)
+
+
 def wake_dispatcher() -> None:
-    """Make sure a dispatch job is queued. Never raises: if Redis is down the
-    periodic tick finds the due deliveries once it is back."""
+    """Make sure a dispatch job is queued, or a dispatcher claiming. Never
+    raises: if Redis is down the periodic tick finds the due deliveries once
+    it is back."""
     try:
-        q = queue()
-        if q.connection.set(WAKE_KEY, "1", nx=True, ex=WAKE_KEY_SECONDS):
-            q.enqueue(
-                DISPATCH_JOB,
-                job_timeout=dispatch_job_timeout(),
-                result_ttl=0,
-                failure_ttl=24 * 3600,
-                description="herald: dispatch due deliveries",
-            )
+        if _run(_WAKE_SCRIPT, [WAKE_KEY, CLAIMING_KEY], [WAKE_KEY_SECONDS]):
+            _enqueue()
     except redis.RedisError:
         log.warning("could not wake the dispatcher; the periodic tick will", exc_info=True)
+
+
+def call_for_help() -> None:
+    """Queue one more dispatch job even while others claim (at most one a
+    second): a dispatcher left due deliveries it had no slots for."""
+    try:
+        if queue().connection.set(HELP_KEY, "1", nx=True, ex=HELP_KEY_SECONDS):
+            _enqueue()
+    except redis.RedisError:
+        log.warning("could not call another dispatcher", exc_info=True)
+
+
+def _enqueue() -> None:
+    queue().enqueue(
+        DISPATCH_JOB,
+        job_timeout=dispatch_job_timeout(),
+        result_ttl=0,
+        failure_ttl=24 * 3600,
+        description="herald: dispatch due deliveries",
+    )
+
+
+def hold_claiming(dispatcher: str) -> None:
+    """Say that this dispatcher claims, for the next CLAIMING_SECONDS."""
+    _run(_CLAIMING_SCRIPT, [CLAIMING_KEY], [dispatcher, CLAIMING_SECONDS])
+
+
+def job_started() -> None:
+    """The queued job has started: the next wake may queue another."""
+    queue().connection.delete(WAKE_KEY)
+
+
+def release_claiming(dispatcher: str) -> None:
+    """This dispatcher claims no more: wakes queue jobs again."""
+    queue().connection.zrem(CLAIMING_KEY, dispatcher)

@@ -492,6 +492,9 @@ class Chaos(threading.Thread):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
+            # This loop is the supervisor's too: restart what is due meanwhile
+            # (a pool killed just before), or the wait is for nothing.
+            self.fleet.supervise()
         if not pid:
             self.miss("kill_worker", "no worker process to kill")
             return

@@ -187,6 +187,78 @@ class TestCapsAndSharing:
         assert second.delivery_id != first.delivery_id
         assert second.target.id == webhook.pk
 
+    def test_a_request_that_ended_frees_its_slot_before_its_record(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 3)
+        (first,) = dispatch.claim(10)
+        now = timezone.now()
+        # At its cap, the lane waits for a record to wake it.
+        assert Lane.objects.get(webhook=webhook).due_at > now
+        assert dispatch.claim(10, now=now) == []
+        # The worker that sent it knows the request ended: it may fill the
+        # slot at once, its lease and unrecorded attempt notwithstanding.
+        (second,) = dispatch.claim(10, now=now, settled=[first])
+        assert second.delivery_id != first.delivery_id
+        assert Delivery.objects.get(pk=first.delivery_id).claimed_until > now
+        assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 2}
+        assert claiming.in_flight([webhook.pk], now, settled=[first.delivery_id]) == {webhook.pk: 1}
+        # Only what this worker settled: the second request is still in flight.
+        assert dispatch.claim(10, now=now, settled=[first]) == []
+
+    def test_a_settled_slot_goes_to_its_lane_after_those_that_waited_longer(self, org, receiver):
+        busy = hook(org, receiver, "/a", max_in_flight=1)
+        waiting = hook(org, receiver, "/b")
+        publish_to(org, "/a", 2)
+        (first,) = dispatch.claim(10)
+        publish_to(org, "/b", 1)
+        (claimed,) = dispatch.claim(1, settled=[first])
+        assert claimed.target.id == waiting.pk
+        (claimed,) = dispatch.claim(1, settled=[first])
+        assert claimed.target.id == busy.pk
+
+    def test_a_settled_slot_of_a_paused_webhook_takes_nothing(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 2)
+        (first,) = dispatch.claim(10)
+        actions.pause_webhook(webhook)
+        assert dispatch.claim(10, settled=[first]) == []
+        assert Lane.objects.get(webhook=webhook).due_at is None
+
+    def test_the_dispatcher_fills_a_freed_slot_before_it_records_the_attempt(
+        self, org, receiver, monkeypatch
+    ):
+        webhook = hook(org, receiver, "/a", max_in_flight=2)
+        receiver.always("/a", Answer(delay=0.05))
+        publish_to(org, "/a", 4)
+        steps = []
+        claim, record = dispatch.claim, dispatch.record
+
+        def claim_and_tell(limit, now=None, *, settled=()):
+            taken = claim(limit, now, settled=settled)
+            steps.append(("claim", {c.delivery_id for c in settled}, len(taken)))
+            return taken
+
+        def record_and_tell(results, **kwargs):
+            steps.append(("record", {r.claimed.delivery_id for r in results}, len(results)))
+            record(results, **kwargs)
+
+        monkeypatch.setattr(dispatch, "claim", claim_and_tell)
+        monkeypatch.setattr(dispatch, "record", record_and_tell)
+        assert deliver_due(concurrency=10) == 4
+        assert receiver.max_in_flight_by_path["/a"] <= 2
+        refills = [
+            i for i, (kind, settled, n) in enumerate(steps) if kind == "claim" and settled and n
+        ]
+        assert refills, steps
+        first = refills[0]
+        (recorded_at,) = [
+            i
+            for i, (kind, ids, _) in enumerate(steps)
+            if kind == "record" and ids & steps[first][1]
+        ]
+        assert recorded_at > first  # the slot went back to work before the record
+        assert not Delivery.objects.filter(webhook=webhook).exclude(status="succeeded").exists()
+
     def test_the_dispatcher_delivers_a_capped_backlog_to_the_end(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=3)
         receiver.always("/a", Answer(delay=0.05))
@@ -348,6 +420,13 @@ class TestOrdered:
         assert claimed.delivery_id == first
         assert dispatch.claim(10) == []
 
+    def test_the_next_waits_for_the_heads_record_not_only_its_request(self, org, ordered):
+        publish_to(org, "/o", 2)
+        (head,) = dispatch.claim(10)
+        # Its request ended but its outcome is not written: a retry would
+        # still come before the next one.
+        assert dispatch.claim(10, settled=[head]) == []
+
     def test_a_failing_delivery_holds_the_later_ones_until_it_ends(self, org, receiver, ordered):
         receiver.script("/o", Answer(status=500))
         publish_to(org, "/o", 3)
@@ -442,6 +521,21 @@ class TestOrdered:
         actions.resume_webhook(ordered)
         (claimed,) = dispatch.claim(10)
         assert claimed.delivery_id == first
+
+    def test_the_dispatcher_records_an_ordered_attempt_at_once_for_the_next(
+        self, org, receiver, ordered, monkeypatch
+    ):
+        # Other attempts wait for a batch to be recorded; an ordered
+        # webhook's next delivery waits for its record.
+        monkeypatch.setattr(dispatch, "RECORD_EVERY_SECONDS", 30)
+        hook(org, receiver, "/slow")
+        receiver.always("/slow", Answer(delay=1.0))
+        publish_to(org, "/slow", 1)
+        publish_to(org, "/o", 3)
+        assert deliver_due(concurrency=4) == 4
+        (slow,) = receiver.to("/slow")
+        assert len(receiver.to("/o")) == 3
+        assert max(r.at for r in receiver.to("/o")) < slow.at + 1.0
 
     def test_the_dispatcher_delivers_in_publish_order(self, org, receiver, ordered):
         receiver.script("/o", Answer(status=200), Answer(status=500), Answer(status=200))

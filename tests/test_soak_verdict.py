@@ -3,7 +3,9 @@ or a publish given up, fails it (scripts/soak.py run_checks), as a lost
 delivery does."""
 
 import importlib.util
+import random
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,20 @@ def test_a_publish_given_up_fails_the_run(soak):
         "every planned fault was applied": True,
         "no publish was given up": False,
     }
+
+
+def test_a_worker_kill_just_after_the_pool_was_killed_waits_for_its_restart(soak):
+    # The chaos thread both applies faults and restarts what they killed: a
+    # kill waiting for a worker must restart the pool meanwhile.
+    class PoolBeingRestarted:
+        restarted = False
+
+        def kill_random_worker(self, rng):
+            return 4321 if self.restarted else None
+
+        def supervise(self):
+            self.restarted = True
+
+    chaos = soak.Chaos([], PoolBeingRestarted(), None, None, random.Random(1), time.monotonic())
+    chaos.kill_worker()
+    assert chaos.faults.missed == [] and chaos.faults.worker_kills == 1

@@ -1,0 +1,88 @@
+"""Waking the dispatcher (wakeup.py, jobs.py): one job queued for a burst
+of wakes, none while a dispatcher claims, and a hand-over when it stops,
+against the tests' real Redis."""
+
+import time
+
+import pytest
+
+from deliveries import jobs, wakeup
+from deliveries.publishing import publish
+from tests.conftest import deliver_due
+from tests.factories import WebhookFactory
+from tests.receiver import Answer
+
+# Also run on the embedded defaults (SQLite, the bundled Redis) by .ci/run.
+# Transactions commit for real: django-rq enqueues a job when its transaction does.
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
+
+
+def queued() -> int:
+    return jobs.queue().count
+
+
+def test_a_burst_of_wakes_queues_one_job(redis_conn):
+    for _ in range(5):
+        wakeup.wake_dispatcher()
+    assert queued() == 1
+
+
+def test_a_started_job_lets_the_next_wake_queue_another(redis_conn):
+    wakeup.wake_dispatcher()
+    wakeup.job_started()
+    wakeup.wake_dispatcher()
+    assert queued() == 2
+
+
+def test_no_job_is_queued_while_a_dispatcher_claims(redis_conn):
+    role = jobs.ClaimingRole()
+    role.take()
+    wakeup.wake_dispatcher()
+    assert queued() == 0
+    role.give_up()  # nothing due: nothing to hand over
+    assert queued() == 0
+    wakeup.wake_dispatcher()
+    assert queued() == 1
+
+
+def test_what_was_published_while_a_dispatcher_claimed_is_handed_over(redis_conn, org, receiver):
+    WebhookFactory(organization=org, url=receiver.url())
+    role = jobs.ClaimingRole()
+    role.take()
+    publish(org, "person.created", {"n": 1})
+    assert queued() == 0
+    role.give_up()
+    assert queued() == 1
+
+
+def test_a_dispatcher_that_stopped_saying_so_holds_no_wake_back(redis_conn):
+    # Its worker died: its lapse time passed without a renewal.
+    redis_conn.zadd(wakeup.CLAIMING_KEY, {"dead": 0})
+    wakeup.wake_dispatcher()
+    assert queued() == 1
+    assert redis_conn.zcard(wakeup.CLAIMING_KEY) == 0
+
+
+def test_a_claiming_dispatcher_is_known_for_a_few_seconds_after_it_said_so(redis_conn):
+    wakeup.hold_claiming("live")
+    (score,) = [s for _, s in redis_conn.zrange(wakeup.CLAIMING_KEY, 0, -1, withscores=True)]
+    now, _ = redis_conn.time()
+    assert score == now + wakeup.CLAIMING_SECONDS
+    assert 0 < redis_conn.ttl(wakeup.CLAIMING_KEY) <= wakeup.CLAIMING_SECONDS
+
+
+def test_a_call_for_help_passes_a_claiming_dispatcher_once_a_second(redis_conn):
+    jobs.ClaimingRole().take()
+    wakeup.call_for_help()
+    wakeup.call_for_help()
+    assert queued() == 1
+
+
+def test_a_dispatcher_says_it_claims_no_more_before_its_last_requests_end(org, receiver):
+    WebhookFactory(organization=org, url=receiver.url("/slow"))
+    receiver.always("/slow", Answer(delay=1.0))
+    publish(org, "person.created", {"n": 1})
+    over = []
+    assert deliver_due(max_seconds=0.2, on_claims_over=lambda: over.append(time.time())) == 1
+    (request,) = receiver.to("/slow")
+    assert len(over) == 1 and over[0] < request.at + 1.0
