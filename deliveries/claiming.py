@@ -418,6 +418,22 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
     # Fixed statements, not the ORM's: a claim runs many times a second, and
     # compiling its queries cost more CPU than the database spent on them.
     with transaction.atomic(), connection.cursor() as cursor:
+        # A settled request's lane, due or not (at its cap it waits for a
+        # record), locked first and waited for: another worker claiming
+        # from it holds it for one short transaction, and passing it over
+        # would leave the slot idle until the next claim. In webhook order,
+        # as every statement that waits for lanes takes them, so two
+        # waiters never hold what the other waits for.
+        settled_lanes: list[tuple[int, datetime | None]] = []
+        if settled:
+            ids = sorted({c.target.id for c in settled})
+            cursor.execute(
+                f"SELECT webhook_id, rate_next_at FROM {LANES} "
+                f"WHERE webhook_id IN ({', '.join(['%s'] * len(ids))}) "
+                f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
+                ids,
+            )
+            settled_lanes = [(w, _as_datetime(at)) for w, at in cursor.fetchall()]
         # The due index alone (no join): lanes of webhooks paused or
         # disabled meanwhile are parked below, when their webhook is read.
         cursor.execute(
@@ -426,19 +442,11 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
             [adapt(now), limit],
         )
         lane_rows = [(w, _as_datetime(rate_next_at)) for w, rate_next_at in cursor.fetchall()]
-        # A settled request's lane, due or not (at its cap it waits for a
-        # record): after those that were due, as a record's wake-up would
-        # have put it, and even past `limit` lanes: a due lane may turn out
-        # to have nothing left, and a settled one has.
-        woken = sorted({c.target.id for c in settled} - {w for w, _ in lane_rows})
-        if woken:
-            cursor.execute(
-                f"SELECT webhook_id, rate_next_at FROM {LANES} "
-                f"WHERE webhook_id IN ({', '.join(['%s'] * len(woken))}) "
-                f"ORDER BY webhook_id{_SKIP_LOCKED[connection.vendor]}",
-                woken,
-            )
-            lane_rows += [(w, _as_datetime(rate_next_at)) for w, rate_next_at in cursor.fetchall()]
+        # The settled lanes after those that were due, as a record's wake-up
+        # would have put them, and even past `limit` lanes: a due lane may
+        # turn out to have nothing left, and a settled one has.
+        due = {w for w, _ in lane_rows}
+        lane_rows += [row for row in settled_lanes if row[0] not in due]
         if not lane_rows:
             return Claim()
         webhooks = {w.id: w for w in _webhooks([r[0] for r in lane_rows])}
@@ -549,6 +557,7 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
 # FOR UPDATE SKIP LOCKED where there is such a thing; SQLite has one writer
 # at a time, and its transactions (IMMEDIATE) take the lock up front.
 _SKIP_LOCKED = defaultdict(str, postgresql=" FOR UPDATE SKIP LOCKED")
+_FOR_UPDATE = defaultdict(str, postgresql=" FOR UPDATE")
 
 _WEBHOOK_COLUMNS = ", ".join(f"w.{f.column}" for f in Webhook._meta.concrete_fields)
 

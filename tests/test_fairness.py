@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -295,6 +295,38 @@ def test_two_claimers_at_once_never_share_a_delivery_nor_pass_the_cap(org, recei
     assert sum(1 for r in results for c in r if c.target.id == webhook.pk) == 7
     assert sum(1 for r in results for c in r if c.target.id == other.pk) == 40
     assert claiming.in_flight([webhook.pk])[webhook.pk] == 7
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_a_settled_lane_another_claimer_holds(org, receiver):
+    webhook = hook(org, receiver, "/a", max_in_flight=1)
+    publish_to(org, "/a", 2)
+    (first,) = dispatch.claim(10)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_claimer() -> None:
+        # Holds the lane as a claim from another worker would, for a moment.
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT 1 FROM {Lane._meta.db_table} WHERE webhook_id = %s FOR UPDATE",
+                    [webhook.pk],
+                )
+                holding.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_claimer)
+    thread.start()
+    assert holding.wait(5)
+    threading.Timer(0.3, release.set).start()
+    # A due lane held so is passed over; a settled one is waited for: its
+    # slot would otherwise stay idle until the next claim.
+    (second,) = dispatch.claim(10, settled=[first])
+    thread.join(5)
+    assert second.delivery_id != first.delivery_id
 
 
 class TestDealing:
