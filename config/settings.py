@@ -117,6 +117,8 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "herald.sqlite3"}
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's, with the writers taking turns without SQLite's naps (config/sqlite).
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
     # Kept, as on PostgreSQL: a new SQLite connection registers Django's
     # functions and runs the PRAGMAs below, which cost a fifth of the API's
     # single publishes per second when every request opened one (bench j).

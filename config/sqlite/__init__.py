@@ -1,0 +1,2 @@
+"""Django's SQLite backend, with writers taking turns without SQLite's naps
+(see base.py)."""
