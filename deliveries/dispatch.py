@@ -529,7 +529,9 @@ def run(
             ):
                 end_claims()
                 break
-            time.sleep(max(soon, 0.01))
+            # In short naps: while this dispatcher claims, a publish queues
+            # no other job, so what it publishes is this one's to find.
+            time.sleep(min(max(soon, 0.01), IDLE_CLAIM_EVERY_SECONDS))
             next_claim = 0.0
             continue
         if in_flight:
