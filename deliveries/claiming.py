@@ -152,11 +152,11 @@ def in_flight(
     if not webhook_ids:
         return counts
     at = connection.ops.adapt_datetimefield_value(now or timezone.now())
-    but = f"AND id NOT IN ({', '.join(['%s'] * len(settled))}) " if settled else ""
+    unsettled = f"AND id NOT IN ({', '.join(['%s'] * len(settled))}) " if settled else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT webhook_id, COUNT(*) FROM {DELIVERIES} "
-            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {but}{_LEASED}",
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {unsettled}{_LEASED}",
             [*webhook_ids, *settled, at],
         )
         counts.update(dict(cursor.fetchall()))

@@ -436,6 +436,7 @@ def run(
     next_claim = 0.0
     made = 0
     claims_over = False
+    ordered_waiting = False  # a finished result of an ordered webhook awaits its record
 
     def send(item: Claimed) -> None:
         try:
@@ -473,7 +474,7 @@ def run(
 
     def collect(timeout: float) -> None:
         """Take the results that came in, waiting up to `timeout` for one."""
-        nonlocal in_flight, first_finished, next_claim
+        nonlocal in_flight, first_finished, next_claim, ordered_waiting
         try:
             result = results.get(timeout=timeout)
             if not finished:
@@ -483,15 +484,17 @@ def run(
                 in_flight -= 1
                 if result is not None:
                     finished.append(result)
+                    ordered_waiting = ordered_waiting or result.claimed.target.ordered
                 result = results.get_nowait()
         except queue.Empty:
             pass
 
     def record_finished() -> None:
-        nonlocal finished, made, next_claim
+        nonlocal finished, made, next_claim, ordered_waiting
         record(finished)
         made += len(finished)
         finished = []
+        ordered_waiting = False
         next_claim = 0.0  # the record freed slots and woke their lanes
 
     def record_due() -> bool:
@@ -508,7 +511,7 @@ def run(
             len(finished) >= RECORD_BATCH
             or not in_flight
             or time.monotonic() - first_finished >= RECORD_EVERY_SECONDS
-            or any(result.claimed.target.ordered for result in finished)
+            or ordered_waiting
         )
 
     while True:
