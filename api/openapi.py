@@ -15,8 +15,9 @@ ERROR_DESCRIPTIONS = {
     400: (
         "Malformed request: the body is not valid JSON, not a JSON object, or nested "
         "deeper than 128 levels (`malformed_json`, `malformed`, `too_deep`), a cursor "
-        "this API did not return (`invalid_cursor`), or a platform key without the "
-        "`Herald-Organization` header (`organization_required`)."
+        "this API did not return (`invalid_cursor`), a platform key without the "
+        "`Herald-Organization` header (`organization_required`), or a `Host` header "
+        "naming no host this server answers to (`bad_request`)."
     ),
     401: (
         "Missing, malformed, unknown or revoked API key (`unauthorized`); the answer "
@@ -52,8 +53,10 @@ ERROR_DESCRIPTIONS = {
 
 _NINJA_CODES_4XX = set(codes_4xx)
 
-# Every authenticated operation can answer these (422: an unknown query parameter).
-ALWAYS = (401, 422, 429)
+# Every authenticated operation can answer these (400: a Host header the
+# server does not answer to, refused before any route; 422: an unknown query
+# parameter).
+ALWAYS = (400, 401, 422, 429)
 # And these, by what the operation takes:
 WITH_ID = (404,)
 # A platform key acting for an organization: the header missing, or naming none.

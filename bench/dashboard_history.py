@@ -439,7 +439,6 @@ def fill_history(
                     f"{sql.timestamp('last_s + 30 + ha %% 300')} ELSE NULL END)"
                 ),
                 "next_trigger": "'auto'",
-                "claimed_until": "NULL",
                 "last_status_code": "last_status",
                 "last_latency_ms": "last_ms",
                 "last_error_kind": "last_kind",

@@ -80,7 +80,7 @@ class Sampler(threading.Thread):
         from django.utils import timezone
 
         from deliveries.jobs import queue
-        from deliveries.models import Delivery
+        from deliveries.models import Delivery, Lease
 
         t = time.monotonic() - self.start_monotonic
         now = timezone.now()
@@ -90,8 +90,7 @@ class Sampler(threading.Thread):
             oldest=Min("created_at"),
             waiting=Count(
                 "id",
-                filter=Q(next_attempt_at__lte=now)
-                & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)),
+                filter=Q(next_attempt_at__lte=now) & ~Q(Lease.held(now)),
             ),
         )
         try:

@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views import defaults
 
 from api.main import api
 from monitoring.health import healthz
@@ -13,6 +15,21 @@ def api_not_found(request, rest=""):
         status=404,
     )
 
+
+def bad_request(request, exception):
+    """A request refused before any view saw it (a Host header this server
+    does not answer to, say): under /api/ in the API's error envelope, which
+    is what its clients parse; Django's own page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        message = "The Host header names no host this server answers to."
+    else:
+        message = "The request could not be read."
+    return JsonResponse({"error": {"code": "bad_request", "message": message}}, status=400)
+
+
+handler400 = bad_request
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deliveries import lanes, signals
-from deliveries.models import Delivery, Trigger
+from deliveries.models import Delivery, Lease, Trigger
 from deliveries.publishing import Published, publish
 from deliveries.wakeup import wake_dispatcher
 from webhooks.errors import Conflict
@@ -150,20 +150,17 @@ def disable_webhook(
             .exclude(status=Webhook.Status.DISABLED)
             .update(status=Webhook.Status.DISABLED, disabled_reason=reason[:500])
         )
+        # The lane first: it waits for a claim of this webhook under way, whose
+        # leases the next statement then sees (claiming._take).
+        lanes.park(webhook)
         # Not those in flight (a live lease): their record ends them, as the
         # attempt turned out (a retry ends failed: dispatch.record), and counts
         # them once; a lease that runs out ends failed (release_expired_claims).
         ended = (
             Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING)
-            .exclude(claimed_until__gt=now)
-            .update(
-                status=Delivery.Status.FAILED,
-                next_attempt_at=None,
-                claimed_until=None,
-                completed_at=now,
-            )
+            .exclude(Lease.held(now))
+            .update(status=Delivery.Status.FAILED, next_attempt_at=None, completed_at=now)
         )
-        lanes.park(webhook)
         signals.webhook_disabled.send(
             sender=Webhook,
             webhook=webhook,

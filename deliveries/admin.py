@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from deliveries.models import Delivery, DeliveryAttempt, Event, Lane
+from deliveries.models import Delivery, DeliveryAttempt, Event, Lane, Lease
 
 
 class DeliveryInline(admin.TabularInline):
@@ -54,7 +54,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     readonly_fields = [
         "public_id",
         "attempts",
-        "claimed_until",
+        "leased_until",
         "last_status_code",
         "last_latency_ms",
         "last_error_kind",
@@ -62,6 +62,12 @@ class DeliveryAdmin(admin.ModelAdmin):
     ]
     inlines = [AttemptInline]
     show_full_result_count = False
+
+    @admin.display(description="leased until")
+    def leased_until(self, delivery: Delivery):
+        """While a worker holds it: when its lease runs out."""
+        lease = Lease.objects.filter(delivery=delivery).first()
+        return lease.until if lease else "-"
 
 
 @admin.register(Lane)

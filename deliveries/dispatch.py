@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from deliveries import actions, claiming, envelope, lanes, retry, rows, sender, signals, signing
 from deliveries.claiming import Claimed, claim
-from deliveries.models import Delivery, DeliveryAttempt, Trigger
+from deliveries.models import Delivery, DeliveryAttempt, Lease, Trigger
 from webhooks.models import Webhook
 
 log = logging.getLogger(__name__)
@@ -123,18 +123,22 @@ _UPDATE_COLUMNS = (
 # CPU in profiles.
 _UPDATE_STATEMENT = (
     f"UPDATE {Delivery._meta.db_table} SET {', '.join(f'{c} = %s' for c in _UPDATE_COLUMNS)}, "
-    "manual_attempts = manual_attempts + %s, next_trigger = %s, claimed_until = NULL "
-    "WHERE id = %s"
+    "manual_attempts = manual_attempts + %s, next_trigger = %s WHERE id = %s"
 )
+_DELETE_LEASES = f"DELETE FROM {Lease._meta.db_table} WHERE delivery_id IN ({{ids}})"
 
 
 def _update_deliveries(updates: list[DeliveryUpdate]) -> None:
+    """The deliveries' new state, their leases given back."""
+    updates = sorted(updates, key=lambda u: u.id)
     rows = [
-        [*(getattr(u, c) for c in _UPDATE_COLUMNS), u.manual, Trigger.AUTO, u.id]
-        for u in sorted(updates, key=lambda u: u.id)
+        [*(getattr(u, c) for c in _UPDATE_COLUMNS), u.manual, Trigger.AUTO, u.id] for u in updates
     ]
     with connection.cursor() as cursor:
         cursor.executemany(_UPDATE_STATEMENT, rows)
+        cursor.execute(
+            _DELETE_LEASES.format(ids=", ".join(["%s"] * len(updates))), [u.id for u in updates]
+        )
 
 
 @dataclass

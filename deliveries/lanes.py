@@ -16,11 +16,12 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from deliveries.models import Delivery, Lane
+from deliveries.models import Delivery, Lane, Lease
 from webhooks.models import Webhook
 
 LANES = Lane._meta.db_table
 DELIVERIES = Delivery._meta.db_table
+LEASES = Lease._meta.db_table
 WEBHOOKS = Webhook._meta.db_table
 
 
@@ -71,7 +72,7 @@ def repair(now: datetime | None = None) -> int:
     claimable = (
         f"SELECT 1 FROM {DELIVERIES} d WHERE d.webhook_id = {{webhook}} "
         "AND d.status = 'pending' AND d.next_attempt_at <= %s "
-        "AND (d.claimed_until IS NULL OR d.claimed_until < %s)"
+        f"AND NOT EXISTS (SELECT 1 FROM {LEASES} l WHERE l.delivery_id = d.id AND l.until >= %s)"
     )
     with connection.cursor() as cursor:
         cursor.execute(

@@ -1,7 +1,7 @@
 """The engine's records: what was published (Event), each event's journey to
-one webhook (Delivery), every HTTP try of it (DeliveryAttempt), each
-webhook's place in the dispatcher's round (Lane), and the requests to send a
-webhook past events again (Replay)."""
+one webhook (Delivery), a worker's hold on one in flight (Lease), every HTTP
+try of it (DeliveryAttempt), each webhook's place in the dispatcher's round
+(Lane), and the requests to send a webhook past events again (Replay)."""
 
 import json
 
@@ -17,7 +17,7 @@ class Event(models.Model):
     # No index of its own on this foreign key or on those below: an index in
     # Meta leads with the same column and serves its lookups and cascades,
     # and every row written is one index write fewer (a delivery's row is
-    # written three times: published, leased, recorded).
+    # written twice: published and recorded).
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="events", db_index=False
     )
@@ -89,9 +89,6 @@ class Delivery(models.Model):
     # webhook is paused, and resuming sets it to now.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     next_trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
-    # Set while a worker holds the delivery; a worker that died leaves it to
-    # expire, after which the delivery can be claimed again.
-    claimed_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     last_error_kind = models.CharField(max_length=20, blank=True)
@@ -126,12 +123,6 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_org_pending_idx",
             ),
-            # A webhook's requests in flight now: its deliveries under a lease.
-            models.Index(
-                fields=["webhook", "claimed_until"],
-                condition=models.Q(claimed_until__isnull=False),
-                name="delivery_webhook_claimed_idx",
-            ),
             # Delivery logs, newest first, per webhook and per organization.
             models.Index(fields=["webhook", "-id"], name="delivery_webhook_log_idx"),
             models.Index(fields=["webhook", "status", "-id"], name="delivery_webhook_status_idx"),
@@ -147,12 +138,6 @@ class Delivery(models.Model):
                 fields=["replay", "status"],
                 condition=models.Q(replay__isnull=False),
                 name="delivery_replay_idx",
-            ),
-            # The sweeper's look for leases that ran out.
-            models.Index(
-                fields=["claimed_until"],
-                condition=models.Q(claimed_until__isnull=False),
-                name="delivery_claimed_idx",
             ),
         ]
 
@@ -199,6 +184,54 @@ class DeliveryAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.response_status is not None and 200 <= self.response_status < 300
+
+
+class Lease(models.Model):
+    """A worker's hold on a delivery it claimed: its request is in flight
+    until `until` (the webhook's timeout and a margin). A worker that died
+    leaves its leases to run out, after which the deliveries can be claimed
+    again (claiming.release_expired_claims). The record of the attempt
+    deletes the lease.
+
+    A table of its own, not a column of Delivery: it holds only the requests
+    in flight, so taking and giving back a lease writes a few small index
+    pages, where a column would write a new version of the delivery's wide
+    row and of every one of its indexes, at a cost that grew with the
+    table (bench/run.py, scenario i)."""
+
+    # No constraints in the database: a claim does not lock the deliveries
+    # it leases (claiming._take), so one deleted meanwhile may be left with
+    # a lease, which runs out and goes with the others the sweeper deletes.
+    delivery = models.OneToOneField(
+        Delivery,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="lease",
+        db_constraint=False,
+    )
+    # The delivery's webhook, copied: requests in flight are counted per
+    # webhook on this table's index alone.
+    webhook = models.ForeignKey(
+        Webhook, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    until = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # A webhook's requests in flight now (claiming.in_flight).
+            models.Index(fields=["webhook", "until"], name="lease_webhook_idx"),
+            # The sweeper's look for leases that ran out.
+            models.Index(fields=["until"], name="lease_until_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"lease of {self.delivery_id} until {self.until}"
+
+    @classmethod
+    def held(cls, now) -> models.Exists:
+        """For filtering deliveries: whether a live lease holds the delivery
+        (its request is in flight)."""
+        return models.Exists(cls.objects.filter(delivery=models.OuterRef("pk"), until__gte=now))
 
 
 class Lane(models.Model):

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from deliveries.models import Delivery, DeliveryAttempt, Event
+from deliveries.models import Delivery, DeliveryAttempt, Event, Lease
 
 BATCH_SIZE = 2000
 
@@ -75,9 +75,10 @@ def purge_webhook(sender, webhook, **kwargs) -> None:
     deliveries = Delivery.objects.filter(webhook=webhook)
     while ids := list(deliveries.values_list("pk", flat=True)[:BATCH_SIZE]):
         with transaction.atomic():
-            # Attempts first: then nothing refers to the deliveries, and their
+            # Attempts and leases first: then nothing refers to the deliveries, and their
             # delete needs no look at each row (Django's cascade reads them all).
             DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
+            Lease.objects.filter(delivery_id__in=ids).delete()
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"DELETE FROM {Delivery._meta.db_table} "

@@ -610,13 +610,13 @@ def due_pending(organization) -> tuple[int, int] | None:
     from django.db.models import Q
     from django.utils import timezone
 
-    from deliveries.models import Delivery
+    from deliveries.models import Delivery, Lease
 
     try:
         pending = Delivery.objects.filter(organization=organization, status="pending")
         now = timezone.now()
-        due = pending.filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True)).filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        due = pending.filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True)).exclude(
+            Lease.held(now)
         )
         return pending.count(), due.count()
     except Error:
@@ -689,7 +689,7 @@ def reconcile(organization, stats: PublishStats, records_path: Path, started_at:
     deliveries = list(
         Delivery.objects.filter(organization=organization).values_list(
             "id", "public_id", "event_id", "webhook_id", "status", "attempts",
-            "next_attempt_at", "claimed_until", "completed_at",
+            "next_attempt_at", "lease__until", "completed_at",
         )
     )  # fmt: skip
     attempts: dict[int, list[tuple[int, int | None, str]]] = defaultdict(list)

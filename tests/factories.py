@@ -1,6 +1,9 @@
+from datetime import datetime
+
 import factory
 from django.contrib.auth import get_user_model
 
+from deliveries.models import Delivery, Lease
 from webhooks.models import ApiKey, Membership, Organization, Webhook
 
 
@@ -48,3 +51,16 @@ class WebhookFactory(factory.django.DjangoModelFactory):
 def api_key_for(organization: Organization) -> str:
     _, raw_key = ApiKey.issue(organization, name="tests")
     return raw_key
+
+
+def lease(delivery_id: int, until: datetime) -> None:
+    """A worker holds the delivery until `until` (as a claim would leave it)."""
+    delivery = Delivery.objects.get(pk=delivery_id)
+    Lease.objects.update_or_create(
+        delivery=delivery, defaults={"webhook_id": delivery.webhook_id, "until": until}
+    )
+
+
+def leased_until(delivery_id: int) -> datetime | None:
+    """When the delivery's lease runs out; None when no worker holds it."""
+    return Lease.objects.filter(delivery_id=delivery_id).values_list("until", flat=True).first()

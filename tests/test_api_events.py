@@ -761,3 +761,12 @@ def test_a_publish_only_reaches_the_callers_organization(api, org, other_org):
 
     assert list(Delivery.objects.values_list("webhook_id", flat=True)) == [mine.pk]
     assert Event.objects.get(public_id=event_id).organization == org
+
+
+def test_a_request_refused_before_the_api_saw_it_gets_the_envelope_too(api, db, client):
+    # Django refuses a Host it does not serve before any route: still JSON.
+    error = error_of(api.get("/api/v1/events", headers={"Host": "."}), 400, code="bad_request")
+    assert "Host" in error["message"]
+    # Outside the API, Django's own page.
+    page = client.get("/", HTTP_HOST=".")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

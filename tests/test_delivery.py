@@ -12,12 +12,12 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from deliveries import actions, claiming, dispatch, retry, signals
-from deliveries.models import Delivery, DeliveryAttempt, Lane, Trigger
+from deliveries.models import Delivery, DeliveryAttempt, Lane, Lease, Trigger
 from deliveries.publishing import publish
 from monitoring import stats as metrics
 from monitoring.models import WebhookStats
 from tests.conftest import deliver_due
-from tests.factories import WebhookFactory
+from tests.factories import WebhookFactory, leased_until
 from tests.receiver import Answer
 from webhooks.models import Webhook
 
@@ -57,7 +57,7 @@ class TestASuccessfulDelivery:
         delivery = only_delivery()
         assert delivery.status == Delivery.Status.SUCCEEDED
         assert delivery.attempts == 1 and delivery.last_status_code == 200
-        assert delivery.completed_at is not None and delivery.claimed_until is None
+        assert delivery.completed_at is not None and leased_until(delivery.pk) is None
         attempt = DeliveryAttempt.objects.get()
         assert attempt.number == 1 and attempt.trigger == Trigger.AUTO
         assert attempt.response_status == 200 and attempt.response_body == "ok"
@@ -308,7 +308,7 @@ class TestRecording:
         dispatch.record([result], now=now)
         assert Lane.objects.get(webhook=webhook).due_at == now
         done = Delivery.objects.get(pk=first.delivery_id)
-        assert (done.status, done.completed_at, done.claimed_until) == ("succeeded", now, None)
+        assert (done.status, done.completed_at, leased_until(done.pk)) == ("succeeded", now, None)
         (second,) = dispatch.claim(10, now=now)
         assert second.delivery_id != first.delivery_id
 
@@ -524,11 +524,11 @@ class TestClaims:
         (claimed,) = dispatch.claim(10)
         assert dispatch.claim(10) == []
         delivery = only_delivery()
-        lease = (delivery.claimed_until - timezone.now()).total_seconds()
+        lease = (leased_until(delivery.pk) - timezone.now()).total_seconds()
         assert webhook.timeout_seconds < lease <= webhook.timeout_seconds + 31
 
         # The worker holding it died: once the lease runs out it is due again.
-        Delivery.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+        Lease.objects.update(until=timezone.now() - timedelta(seconds=1))
         assert claiming.release_expired_claims() == 1
         (again,) = dispatch.claim(10)
         assert again.delivery_id == claimed.delivery_id and again.attempt_number == 1
@@ -607,9 +607,7 @@ class TestAWebhookDisabledWhileARequestIsInFlight:
     disabling ends the other pending deliveries, the record this one."""
 
     def run_out_leases(self):
-        Delivery.objects.filter(claimed_until__isnull=False).update(
-            claimed_until=timezone.now() - timedelta(seconds=1)
-        )
+        Lease.objects.update(until=timezone.now() - timedelta(seconds=1))
 
     def figures(self, webhook):
         stats = metrics.window_stats([webhook.pk], timezone.now() - timedelta(hours=1))
@@ -655,7 +653,7 @@ class TestAWebhookDisabledWhileARequestIsInFlight:
         assert (told["webhook"].pk, told["reason"], told["now"]) == (webhook.pk, "test", before)
         assert (told["ended"], told["newly"]) == (1, False)
         delivery = only_delivery()
-        assert (delivery.status, delivery.claimed_until, delivery.next_attempt_at) == (
+        assert (delivery.status, leased_until(delivery.pk), delivery.next_attempt_at) == (
             "failed",
             None,
             None,
@@ -670,5 +668,5 @@ class TestAWebhookDisabledWhileARequestIsInFlight:
         self.run_out_leases()
         assert claiming.release_expired_claims() == 1
         released = Delivery.objects.get(webhook=other)
-        assert (released.status, released.claimed_until) == ("pending", None)
+        assert (released.status, leased_until(released.pk)) == ("pending", None)
         assert self.figures(webhook) == (1, 0)

@@ -2,7 +2,6 @@
 webhooks, decided in claiming.claim, in this process against the test
 database; the multi-process guarantees are in test_fairness_processes.py."""
 
-import math
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -14,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries import actions, claiming, dispatch, lanes
-from deliveries.models import Delivery, Lane
+from deliveries.models import Delivery, Lane, Lease
 from deliveries.publishing import publish
 from tests.conftest import deliver_due, error_of
-from tests.factories import MembershipFactory, WebhookFactory
+from tests.factories import MembershipFactory, WebhookFactory, lease, leased_until
 from tests.receiver import Answer
 from webhooks.models import Membership, Webhook
 
@@ -113,7 +112,7 @@ class TestCapsAndSharing:
         Delivery.objects.filter(webhook=webhook).update(next_attempt_at=then)
         first, _ = Delivery.objects.filter(webhook=webhook).order_by("id")
         # In flight at `then`; its lease has ended since.
-        Delivery.objects.filter(pk=first.pk).update(claimed_until=then + timedelta(seconds=1))
+        lease(first.pk, then + timedelta(seconds=1))
         Lane.objects.filter(webhook=webhook).update(due_at=then)
         assert dispatch.claim(10, now=then) == []
 
@@ -136,9 +135,7 @@ class TestCapsAndSharing:
         publish_to(org, "/a", 1)
         now = timezone.now()
         (claimed,) = dispatch.claim(10, now=now)
-        # Rounded up to the whole second: a claim's leases share a few ends.
-        lease = Delivery.objects.get(pk=claimed.delivery_id).claimed_until
-        assert lease == datetime.fromtimestamp(math.ceil(now.timestamp() + 4 + 7), UTC)
+        assert leased_until(claimed.delivery_id) == now + timedelta(seconds=4 + 7)
 
     def test_a_claim_signs_with_the_secrets_valid_at_its_own_time(self, org, receiver):
         webhook = hook(org, receiver, "/a")
@@ -199,7 +196,7 @@ class TestCapsAndSharing:
         # slot at once, its lease and unrecorded attempt notwithstanding.
         (second,) = dispatch.claim(10, now=now, settled=[first])
         assert second.delivery_id != first.delivery_id
-        assert Delivery.objects.get(pk=first.delivery_id).claimed_until > now
+        assert leased_until(first.delivery_id) > now
         assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 2}
         assert claiming.in_flight([webhook.pk], now, settled=[first.delivery_id]) == {webhook.pk: 1}
         # Only what this worker settled: the second request is still in flight.
@@ -329,6 +326,40 @@ def test_a_claim_waits_for_a_settled_lane_another_claimer_holds(org, receiver):
     assert second.delivery_id != first.delivery_id
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_disabled_during_a_claim_waits_for_it_and_spares_what_it_took(org, receiver):
+    """A claim locks no delivery, only the lane: disabling the webhook takes
+    the lane first, so it sees the claim's leases and ends only what is not
+    in flight (the record ends that one, as its attempt turns out)."""
+    webhook = hook(org, receiver, "/a", max_in_flight=1)
+    publish_to(org, "/a", 3)
+    claimed, release = threading.Event(), threading.Event()
+    taken: list = []
+
+    def claimer() -> None:
+        try:
+            with transaction.atomic():  # the claim's transaction, held open a moment
+                taken.extend(dispatch.claim(10))
+                claimed.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=claimer)
+    thread.start()
+    assert claimed.wait(5)
+    threading.Timer(0.3, release.set).start()
+    assert actions.disable_webhook(webhook, reason="test") == 2
+    thread.join(5)
+    (flying,) = taken
+    in_flight = Delivery.objects.get(pk=flying.delivery_id)
+    assert (in_flight.status, in_flight.next_attempt_at is not None) == ("pending", True)
+    assert leased_until(in_flight.pk) is not None
+    others = Delivery.objects.exclude(pk=in_flight.pk)
+    assert {(d.status, d.next_attempt_at) for d in others} == {("failed", None)}
+
+
 class TestDealing:
     """claiming.deal: free slots go round the lanes one at a time."""
 
@@ -388,7 +419,7 @@ class TestRateLimit:
         webhook = hook(org, receiver, "/a", rate_limit=1, max_attempts=1)
         publish_to(org, "/a", 3)
         dispatch.claim(50)
-        waiting = Delivery.objects.filter(webhook=webhook, claimed_until__isnull=True)
+        waiting = Delivery.objects.filter(webhook=webhook, lease__isnull=True)
         assert waiting.count() == 2
         assert all(d.attempts == 0 and d.status == "pending" for d in waiting)
         assert claiming.pressure(webhook).held_by == "rate_limit"
@@ -430,7 +461,8 @@ class TestOrdered:
         publish_to(org, "/o", 2)
         now = timezone.now()
         (first,) = dispatch.claim(10, now=now)
-        Delivery.objects.filter(pk=first.delivery_id).update(status="succeeded", claimed_until=None)
+        Delivery.objects.filter(pk=first.delivery_id).update(status="succeeded")
+        Lease.objects.filter(delivery_id=first.delivery_id).delete()
         if due != "earlier":
             Delivery.objects.filter(webhook=webhook, status="pending").update(next_attempt_at=now)
         lanes.wake([webhook.pk], now)
@@ -498,7 +530,7 @@ class TestOrdered:
         now = timezone.now()
         held_head = Delivery.objects.get(webhook=held)
         if hold == "in flight":
-            held_head.claimed_until = now + timedelta(seconds=30)
+            lease(held_head.pk, now + timedelta(seconds=30))
         elif hold == "nothing pending":
             held_head.status = "succeeded"
         elif hold == "retry later":
@@ -535,15 +567,15 @@ class TestOrdered:
         first, _ = self.pending_ids(ordered)
         now = timezone.now()
         # A worker died holding it, and the sweeper has not released it yet.
-        Delivery.objects.filter(pk=first).update(claimed_until=now - timedelta(seconds=1))
+        lease(first, now - timedelta(seconds=1))
         (claimed,) = dispatch.claim(10, now=now)
         assert claimed.delivery_id == first
-        Delivery.objects.filter(pk=first).update(claimed_until=now)  # ends this very instant
+        lease(first, now)  # ends this very instant
         Lane.objects.filter(webhook=ordered).update(due_at=now)
         assert dispatch.claim(10, now=now) == []  # still its lease, to the instant
         # The lane waits as for any head in flight: its record will wake it.
-        lease = timedelta(seconds=ordered.timeout_seconds + claiming.lease_margin())
-        assert Lane.objects.get(webhook=ordered).due_at == now + lease
+        held_for = timedelta(seconds=ordered.timeout_seconds + claiming.lease_margin())
+        assert Lane.objects.get(webhook=ordered).due_at == now + held_for
 
     def test_pausing_and_resuming_keep_the_order(self, org, ordered):
         publish_to(org, "/o", 3)
@@ -603,7 +635,7 @@ class TestLanes:
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 1)
         (claimed,) = dispatch.claim(10)
-        Delivery.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+        Lease.objects.update(until=timezone.now() - timedelta(seconds=1))
         Lane.objects.filter(webhook=webhook).update(due_at=None)
         assert claiming.release_expired_claims() == 1
         (again,) = dispatch.claim(10)
@@ -619,18 +651,18 @@ class TestLanes:
         assert len(dispatch.claim(10)) == 5
         now = timezone.now()
         # One of /a's leases ran out (its worker died); /b's is live; /c's
-        # delivery ended failed with a lease still on its row.
+        # delivery ended failed with a lease that ran out still held.
         expired = Delivery.objects.filter(webhook=expired_hook).exclude(pk=expired_hook.pk).first()
-        Delivery.objects.filter(pk=expired.pk).update(claimed_until=now - timedelta(seconds=1))
-        Delivery.objects.filter(webhook=ended_hook).update(
-            status=Delivery.Status.FAILED, claimed_until=now - timedelta(seconds=1)
-        )
+        lease(expired.pk, now - timedelta(seconds=1))
+        ended = Delivery.objects.get(webhook=ended_hook)
+        Delivery.objects.filter(pk=ended.pk).update(status=Delivery.Status.FAILED)
+        lease(ended.pk, now - timedelta(seconds=1))
         Lane.objects.update(due_at=None)
 
         assert claiming.release_expired_claims(now) == 1
-        assert Delivery.objects.get(pk=expired.pk).claimed_until is None
-        assert Delivery.objects.filter(claimed_until__isnull=True).count() == 1
-        assert Delivery.objects.get(webhook=leased_hook).claimed_until > now
+        assert leased_until(expired.pk) is None and leased_until(ended.pk) is None
+        assert Lease.objects.count() == 3  # /a's other two and /b's
+        assert leased_until(Delivery.objects.get(webhook=leased_hook).pk) > now
         # Only the lane of the released delivery's webhook is woken, as of
         # the sweeper's `now`: a claim at that moment takes it back.
         assert dict(Lane.objects.filter(due_at__isnull=False).values_list("webhook", "due_at")) == {
@@ -733,7 +765,7 @@ class TestLanes:
         now = timezone.now()
         later, leased, due = Delivery.objects.filter(webhook=active).order_by("id")
         Delivery.objects.filter(pk=later.pk).update(next_attempt_at=now + timedelta(seconds=5))
-        Delivery.objects.filter(pk=leased.pk).update(claimed_until=now + timedelta(seconds=5))
+        lease(leased.pk, now + timedelta(seconds=5))
         Webhook.objects.filter(pk=paused.pk).update(status=Webhook.Status.PAUSED)
         assert list(claiming.due_deliveries(now)) == [due]
         assert claiming.due_deliveries(now + timedelta(seconds=6)).count() == 3
@@ -881,7 +913,7 @@ class TestWebhookPage:
         assert re.search(r'id="in-flight">2 of 2 now', page)
         assert "3 due, waiting for a free slot" in page
 
-        Delivery.objects.update(claimed_until=None)
+        Lease.objects.all().delete()
         page = browser.get(f"/webhooks/{webhook.public_id}/").content.decode()
         assert re.search(r'id="in-flight">0 of 2 now', page)
         assert "The rate limit is holding 5 due deliveries back." in page

@@ -17,7 +17,7 @@ from monitoring.models import WebhookStats
 from monitoring.retention import purge
 from monitoring.stats import StatsBatch
 from tests.conftest import deliver_due
-from tests.factories import WebhookFactory
+from tests.factories import WebhookFactory, lease
 from tests.receiver import Answer
 
 TOKEN = "s3cret-metrics-token"
@@ -191,9 +191,8 @@ class TestFigures:
         first, second, third, fourth = Delivery.objects.order_by("id")
         Delivery.objects.filter(pk=first.pk).update(next_attempt_at=now - timedelta(seconds=90))
         # In flight: claimed by a worker, so not waiting.
-        Delivery.objects.filter(pk=second.pk).update(
-            next_attempt_at=now - timedelta(hours=1), claimed_until=now + timedelta(minutes=1)
-        )
+        Delivery.objects.filter(pk=second.pk).update(next_attempt_at=now - timedelta(hours=1))
+        lease(second.pk, now + timedelta(minutes=1))
         # A retry not due yet.
         Delivery.objects.filter(pk=third.pk).update(next_attempt_at=now + timedelta(minutes=5))
 

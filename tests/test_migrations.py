@@ -7,12 +7,14 @@ models of that time, migrates forward again and reads every row back
 through today's models.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from deliveries.models import Delivery, DeliveryAttempt, Event
+from deliveries.models import Delivery, DeliveryAttempt, Event, Lease
 from monitoring.models import Alert, AlertRule, StatsTotals, WebhookStats
 from webhooks.models import ApiKey, EventType, Membership, Organization, Webhook
 
@@ -76,8 +78,15 @@ def test_an_old_layout_database_keeps_every_row():
     event = old.get_model("deliveries", "Event").objects.create(
         organization=org, type="person.created", data_json='{"id":1}', delivery_count=1
     )
+    # In flight: a worker's lease on the row, as leases were kept then.
+    leased_until = now + timedelta(seconds=30)
     delivery = old.get_model("deliveries", "Delivery").objects.create(
-        organization=org, event=event, webhook=webhook, event_type="person.created", attempts=1
+        organization=org,
+        event=event,
+        webhook=webhook,
+        event_type="person.created",
+        attempts=1,
+        claimed_until=leased_until,
     )
     old.get_model("deliveries", "DeliveryAttempt").objects.create(
         delivery=delivery, number=1, started_at=now, duration_ms=12, response_status=200
@@ -117,3 +126,10 @@ def test_an_old_layout_database_keeps_every_row():
         5,
     )
     assert Delivery.objects.get().event.data_json == '{"id":1}'
+    # The lease moved to its own table (0011): the request keeps its slot.
+    lease = Lease.objects.get()
+    assert (lease.delivery_id, lease.webhook_id, lease.until) == (
+        delivery.pk,
+        webhook.pk,
+        leased_until,
+    )

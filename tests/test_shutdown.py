@@ -18,7 +18,7 @@ import pytest
 from deliveries import shutdown
 from deliveries.models import Delivery, DeliveryAttempt
 from deliveries.publishing import publish
-from tests.factories import OrganizationFactory, WebhookFactory
+from tests.factories import OrganizationFactory, WebhookFactory, leased_until
 from tests.processes import Processes, wait_until
 from tests.receiver import Answer
 
@@ -57,7 +57,7 @@ def test_sigterm_mid_request_lets_it_finish_and_records_it(processes, receiver, 
     assert 1.0 < took < 10, took  # it waited for the answer, within the webhook's timeout
     assert receiver.in_flight == 0 and len(receiver.requests) == 1
     delivery = Delivery.objects.get()
-    assert delivery.status == "succeeded" and delivery.claimed_until is None
+    assert delivery.status == "succeeded" and leased_until(delivery.pk) is None
     assert list(DeliveryAttempt.objects.values_list("number", "response_status")) == [(1, 200)]
 
 
@@ -80,7 +80,7 @@ def test_a_stopping_worker_claims_nothing_more(processes, receiver):
     assert DeliveryAttempt.objects.count() == 3
     waiting = Delivery.objects.filter(status="pending")
     assert waiting.count() == 7
-    assert not waiting.filter(claimed_until__isnull=False).exists()
+    assert not waiting.filter(lease__isnull=False).exists()
     assert not waiting.filter(attempts__gt=0).exists()
 
 
@@ -104,7 +104,7 @@ def test_a_second_signal_cuts_it_short_and_loses_nothing(processes, receiver):
     assert not DeliveryAttempt.objects.exists()
     delivery = Delivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 0
-    assert delivery.claimed_until is not None
+    assert leased_until(delivery.pk) is not None
 
 
 @pytest.mark.slow
