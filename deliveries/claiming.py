@@ -313,11 +313,11 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
     on PostgreSQL (a lateral index range per webhook), one query per lane on
     SQLite, where it costs no round trip.
 
-    The rows are not locked: the lane's lock is the webhook's, and whoever
-    makes its pending deliveries unclaimable (a pause, a disabling) takes it
-    before it changes them (actions.py), so it waits for this claim and then
-    sees its leases. Locking them would write to each delivery's page, at a
-    cost that grows with the table."""
+    The rows are not locked: the lane's lock is the webhook's. Disabling,
+    which ends the pending deliveries not in flight, takes the lane before
+    it looks for leases (actions.disable_webhook), so it waits for this
+    claim and then sees what it took. Locking the rows would write to each
+    delivery's page, at a cost that grows with the table."""
     if connection.vendor == "postgresql":
         taken_before = [row[0] for plan in plans for row in plan.taken]
         at = connection.ops.adapt_datetimefield_value(now)
