@@ -281,29 +281,39 @@ _TAKE_STATEMENT = (
     "ORDER BY next_attempt_at, id LIMIT v.k) d "
     "ORDER BY v.w, d.next_attempt_at, d.id"
 )
+# SQLite's, one webhook each: a round trip costs nothing there, and a fixed
+# text is parsed once (the sqlite3 module caches its statements), where the
+# ORM's query cost 0.8 ms of Python per lane (80 ms for a claim of 100).
+_HEAD_STATEMENT_ONE = (
+    f"SELECT {', '.join(_HEAD_COLUMNS)}, {_LEASE_UNTIL} FROM {DELIVERIES} x "
+    "WHERE webhook_id = %s AND status = 'pending' ORDER BY id LIMIT 1"
+)
+_TAKE_STATEMENT_ONE = (
+    f"SELECT {', '.join(_COLUMNS)} FROM {DELIVERIES} x "
+    "WHERE webhook_id = %s AND status = 'pending' AND next_attempt_at <= %s "
+    f"AND NOT EXISTS (SELECT 1 FROM {LEASES} WHERE delivery_id = x.id AND until >= %s)"
+    "{taken} ORDER BY next_attempt_at, id LIMIT %s"
+)
 
 
 def _heads(plans: list[LanePlan]) -> None:
-    """Each ordered webhook's oldest unfinished delivery, in one statement
-    on PostgreSQL (a lateral index probe per webhook), one query each on
-    SQLite. The claimer holds their lanes, so no other claimer moves them."""
+    """Each ordered webhook's oldest unfinished delivery with its due time
+    and lease end, in one statement on PostgreSQL (a lateral index probe per
+    webhook), one query each on SQLite. The claimer holds their lanes, so no
+    other claimer moves them."""
     if not plans:
         return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
             cursor.execute(_HEADS_STATEMENT, [[p.webhook.pk for p in plans]])
             heads = {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
-    else:
-        heads = {}
-        for plan in plans:
-            head = (
-                Delivery.objects.filter(webhook_id=plan.webhook.pk, status=Delivery.Status.PENDING)
-                .order_by("id")
-                .values_list(*_HEAD_COLUMNS, "lease__until")
-                .first()
-            )
-            if head is not None:
-                heads[plan.webhook.pk] = head
+        else:
+            heads = {}
+            for plan in plans:
+                cursor.execute(_HEAD_STATEMENT_ONE, [plan.webhook.pk])
+                if (row := cursor.fetchone()) is not None:
+                    *columns, due, until = row
+                    heads[plan.webhook.pk] = (*columns, _as_datetime(due), _as_datetime(until))
     for plan in plans:
         plan.head = heads.get(plan.webhook.pk)
 
@@ -336,15 +346,17 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
             for webhook_id, *row in cursor.fetchall():
                 more[webhook_id].append(tuple(row))
     else:
-        more = {
-            plan.webhook.pk: list(
-                Delivery.objects.filter(_claimable(now), webhook_id=plan.webhook.pk)
-                .exclude(id__in=[row[0] for row in plan.taken])
-                .order_by("next_attempt_at", "id")
-                .values_list(*_COLUMNS)[: plan.share]
-            )
-            for plan in plans
-        }
+        at = connection.ops.adapt_datetimefield_value(now)
+        more = {}
+        with connection.cursor() as cursor:
+            for plan in plans:
+                taken = [row[0] for row in plan.taken]
+                marks = f" AND id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else ""
+                cursor.execute(
+                    _TAKE_STATEMENT_ONE.format(taken=marks),
+                    [plan.webhook.pk, at, at, *taken, plan.share],
+                )
+                more[plan.webhook.pk] = [tuple(row) for row in cursor.fetchall()]
     for plan in plans:
         got = more.get(plan.webhook.pk, [])
         plan.taken += got

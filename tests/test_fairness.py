@@ -360,6 +360,25 @@ def test_a_webhook_disabled_during_a_claim_waits_for_it_and_spares_what_it_took(
     assert {(d.status, d.next_attempt_at) for d in others} == {("failed", None)}
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's statements, one per lane")
+@pytest.mark.django_db
+def test_on_sqlite_each_lane_is_taken_from_by_index_searches():
+    """A claim runs these once per lane: each must search an index of the
+    webhook's deliveries and the delivery's lease, never scan a table."""
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    statements = [
+        (claiming._TAKE_STATEMENT_ONE.format(taken=" AND id NOT IN (%s)"), [1, at, at, 7, 5]),
+        (claiming._HEAD_STATEMENT_ONE, [1]),
+    ]
+    for sql, params in statements:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            steps = [row[-1] for row in cursor.fetchall()]
+        assert steps[0].startswith("SEARCH x USING INDEX delivery_webhook_"), steps
+        assert any(s.startswith("SEARCH deliveries_lease USING INDEX") for s in steps), steps
+        assert not any(s.startswith("SCAN") for s in steps), steps
+
+
 class TestDealing:
     """claiming.deal: free slots go round the lanes one at a time."""
 
