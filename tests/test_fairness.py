@@ -4,6 +4,7 @@ database; the multi-process guarantees are in test_fairness_processes.py."""
 
 import re
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -294,35 +295,50 @@ def test_two_claimers_at_once_never_share_a_delivery_nor_pass_the_cap(org, recei
     assert claiming.in_flight([webhook.pk])[webhook.pk] == 7
 
 
+@contextmanager
+def another_transaction(work, *, open_for: float = 0.3):
+    """Run `work` in a transaction of another connection (a thread), as
+    another worker would, and keep that transaction open `open_for` seconds
+    more: the body runs meanwhile."""
+    done, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                done.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert done.wait(5)
+    threading.Timer(open_for, release.set).start()
+    try:
+        yield
+    finally:
+        thread.join(5)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_waits_for_a_settled_lane_another_claimer_holds(org, receiver):
     webhook = hook(org, receiver, "/a", max_in_flight=1)
     publish_to(org, "/a", 2)
     (first,) = dispatch.claim(10)
-    holding, release = threading.Event(), threading.Event()
 
-    def other_claimer() -> None:
-        # Holds the lane as a claim from another worker would, for a moment.
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT 1 FROM {Lane._meta.db_table} WHERE webhook_id = %s FOR UPDATE",
-                    [webhook.pk],
-                )
-                holding.set()
-                release.wait(5)
-        finally:
-            connections.close_all()
+    def hold_the_lane() -> None:  # as a claim from another worker would
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {Lane._meta.db_table} WHERE webhook_id = %s FOR UPDATE",
+                [webhook.pk],
+            )
 
-    thread = threading.Thread(target=other_claimer)
-    thread.start()
-    assert holding.wait(5)
-    threading.Timer(0.3, release.set).start()
-    # A due lane held so is passed over; a settled one is waited for: its
-    # slot would otherwise stay idle until the next claim.
-    (second,) = dispatch.claim(10, settled=[first])
-    thread.join(5)
+    with another_transaction(hold_the_lane):
+        # A due lane held so is passed over; a settled one is waited for:
+        # its slot would otherwise stay idle until the next claim.
+        (second,) = dispatch.claim(10, settled=[first])
     assert second.delivery_id != first.delivery_id
 
 
@@ -334,24 +350,9 @@ def test_a_webhook_disabled_during_a_claim_waits_for_it_and_spares_what_it_took(
     in flight (the record ends that one, as its attempt turns out)."""
     webhook = hook(org, receiver, "/a", max_in_flight=1)
     publish_to(org, "/a", 3)
-    claimed, release = threading.Event(), threading.Event()
     taken: list = []
-
-    def claimer() -> None:
-        try:
-            with transaction.atomic():  # the claim's transaction, held open a moment
-                taken.extend(dispatch.claim(10))
-                claimed.set()
-                release.wait(5)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=claimer)
-    thread.start()
-    assert claimed.wait(5)
-    threading.Timer(0.3, release.set).start()
-    assert actions.disable_webhook(webhook, reason="test") == 2
-    thread.join(5)
+    with another_transaction(lambda: taken.extend(dispatch.claim(10))):
+        assert actions.disable_webhook(webhook, reason="test") == 2
     (flying,) = taken
     in_flight = Delivery.objects.get(pk=flying.delivery_id)
     assert (in_flight.status, in_flight.next_attempt_at is not None) == ("pending", True)
