@@ -108,6 +108,7 @@ class Claimed:
 
 
 def _claimable(now: datetime) -> Q:
+    # lanes.claimable_sql says the same in SQL.
     return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) & ~Q(Lease.held(now))
 
 
@@ -275,9 +276,7 @@ _TAKE_STATEMENT = (
     f"SELECT v.w, {', '.join('d.' + c for c in _COLUMNS)} "
     "FROM unnest(%s::bigint[], %s::int[]) AS v(w, k) CROSS JOIN LATERAL ("
     f"SELECT {', '.join(_COLUMNS)}, next_attempt_at FROM {DELIVERIES} x "
-    "WHERE webhook_id = v.w AND status = 'pending' AND next_attempt_at <= %s "
-    f"AND NOT EXISTS (SELECT 1 FROM {LEASES} WHERE delivery_id = x.id AND until >= %s) "
-    "AND NOT (id = ANY(%s)) "
+    f"WHERE webhook_id = v.w AND {lanes.claimable_sql('x')} AND NOT (id = ANY(%s)) "
     "ORDER BY next_attempt_at, id LIMIT v.k) d "
     "ORDER BY v.w, d.next_attempt_at, d.id"
 )
@@ -290,8 +289,7 @@ _HEAD_STATEMENT_ONE = (
 )
 _TAKE_STATEMENT_ONE = (
     f"SELECT {', '.join(_COLUMNS)} FROM {DELIVERIES} x "
-    "WHERE webhook_id = %s AND status = 'pending' AND next_attempt_at <= %s "
-    f"AND NOT EXISTS (SELECT 1 FROM {LEASES} WHERE delivery_id = x.id AND until >= %s)"
+    f"WHERE webhook_id = %s AND {lanes.claimable_sql('x')}"
     "{taken} ORDER BY next_attempt_at, id LIMIT %s"
 )
 
@@ -328,9 +326,9 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
     it looks for leases (actions.disable_webhook), so it waits for this
     claim and then sees what it took. Locking the rows would write to each
     delivery's page, at a cost that grows with the table."""
+    at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
         taken_before = [row[0] for plan in plans for row in plan.taken]
-        at = connection.ops.adapt_datetimefield_value(now)
         with connection.cursor() as cursor:
             cursor.execute(
                 _TAKE_STATEMENT,
@@ -346,7 +344,6 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
             for webhook_id, *row in cursor.fetchall():
                 more[webhook_id].append(tuple(row))
     else:
-        at = connection.ops.adapt_datetimefield_value(now)
         more = {}
         with connection.cursor() as cursor:
             for plan in plans:

@@ -30,6 +30,16 @@ def _at(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
+def claimable_sql(alias: str) -> str:
+    """SQL saying that the delivery `alias` is claimable: pending, due, and
+    held by no live lease. It takes two parameters, both the moment (as
+    _at gives it). claiming._claimable says the same for the ORM."""
+    return (
+        f"{alias}.status = 'pending' AND {alias}.next_attempt_at <= %s AND NOT EXISTS "
+        f"(SELECT 1 FROM {LEASES} WHERE delivery_id = {alias}.id AND until >= %s)"
+    )
+
+
 def wake_statement(webhook_ids: Iterable[int], at: datetime | None = None) -> tuple[str, list]:
     """The statement that wakes these webhooks' lanes ('' when there are none),
     for a caller that sends it along with others (publishing's one statement)."""
@@ -70,9 +80,7 @@ def repair(now: datetime | None = None) -> int:
     limit is woken too; the next claim puts it back."""
     now = _at(now or timezone.now())
     claimable = (
-        f"SELECT 1 FROM {DELIVERIES} d WHERE d.webhook_id = {{webhook}} "
-        "AND d.status = 'pending' AND d.next_attempt_at <= %s "
-        f"AND NOT EXISTS (SELECT 1 FROM {LEASES} l WHERE l.delivery_id = d.id AND l.until >= %s)"
+        f"SELECT 1 FROM {DELIVERIES} d WHERE d.webhook_id = {{webhook}} AND {claimable_sql('d')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(
