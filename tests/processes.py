@@ -70,6 +70,7 @@ class Processes:
             "rq.worker.SimpleWorker",
             "-v",
             "0",
+            "--skip-checks",
         )
 
     def scheduler(self) -> subprocess.Popen:
