@@ -39,7 +39,9 @@ Rate limits are kept by spacing: the requests of a webhook with
 `rate_limit` R start at least RATE_SPACING_MARGIN / R seconds apart (a
 claimed delivery carries the time it may start, and its thread waits for
 it), so no one-second window ever holds more than R starts, even when a
-thread starts up to 50 ms late. A delivery held back by the limit is simply
+thread starts up to 50 ms late; and the sending process keeps the spacing
+between the starts it actually makes (pacing.py), so a stall that makes
+several threads late does not send their requests together. A delivery held back by the limit is simply
 not claimed yet: it is no attempt.
 """
 
@@ -90,6 +92,8 @@ class Target:
     organization_id: int = 0
     name: str = ""
     ordered: bool = False
+    # Seconds between its request starts (its rate limit's spacing), 0 for none.
+    start_spacing: float = 0.0
 
 
 @dataclass
@@ -237,7 +241,12 @@ class LanePlan:
         return 1 if self.webhook.ordered else self.webhook.max_in_flight
 
     def spacing(self) -> timedelta:
-        return timedelta(seconds=RATE_SPACING_MARGIN / self.webhook.rate_limit)
+        return timedelta(seconds=start_spacing(self.webhook.rate_limit))
+
+
+def start_spacing(rate_limit: int | None) -> float:
+    """Seconds between the request starts of a webhook with this rate limit."""
+    return RATE_SPACING_MARGIN / rate_limit if rate_limit else 0.0
 
 
 def rate_room(plan: LanePlan, now: datetime) -> int:
@@ -612,6 +621,7 @@ def _target(webhook: Webhook, now: datetime) -> Target:
         organization_id=webhook.organization_id,
         name=webhook.name,
         ordered=webhook.ordered,
+        start_spacing=start_spacing(webhook.rate_limit),
     )
 
 

@@ -27,7 +27,18 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from deliveries import actions, claiming, envelope, lanes, retry, rows, sender, signals, signing
+from deliveries import (
+    actions,
+    claiming,
+    envelope,
+    lanes,
+    pacing,
+    retry,
+    rows,
+    sender,
+    signals,
+    signing,
+)
 from deliveries.claiming import Claimed, claim
 from deliveries.models import Delivery, DeliveryAttempt, Lease, Trigger
 from webhooks.models import Webhook
@@ -59,10 +70,9 @@ class Result:
 
 def attempt(claimed: Claimed) -> Result:
     """Build, sign and send one request. Runs in a worker thread: no ORM."""
-    wait = claimed.not_before - time.time()
-    if wait > 0:
-        time.sleep(wait)  # its webhook's rate limit spaces the starts
     target = claimed.target
+    # Its webhook's rate limit spaces the starts.
+    pacing.wait_for_start(target.id, claimed.not_before, target.start_spacing)
     body = envelope.build_body(
         event_id=claimed.event_public_id,
         event_type=claimed.event_type,

@@ -452,6 +452,33 @@ class TestRateLimit:
         assert most_in_any_second(arrivals) <= 10
         assert arrivals[-1] - arrivals[0] >= 14 * 0.1
 
+    def test_requests_a_stall_made_late_do_not_arrive_together(self, org, receiver):
+        hook(org, receiver, "/a", rate_limit=10, max_in_flight=100)
+        publish_to(org, "/a", 3)
+        claimed = dispatch.claim(50)
+        assert len(claimed) == 3
+        # Every start time a second in the past, as when the worker stalled
+        # before its threads could start them.
+        for item in claimed:
+            item.not_before -= 1
+        gate = threading.Barrier(3)
+
+        def send(item) -> None:
+            gate.wait()
+            dispatch.attempt(item)
+
+        threads = [threading.Thread(target=send, args=(item,)) for item in claimed]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        arrivals = sorted(r.at for r in receiver.to("/a"))
+        assert len(arrivals) == 3
+        spacing = claiming.RATE_SPACING_MARGIN / 10
+        # A request leaves within a millisecond or two of its start.
+        assert arrivals[1] - arrivals[0] >= spacing - 0.01
+        assert arrivals[2] - arrivals[1] >= spacing - 0.01
+
 
 def most_in_any_second(arrivals: list[float]) -> int:
     """The largest number of arrivals in any half-open one-second window."""
