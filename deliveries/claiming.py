@@ -18,8 +18,9 @@ A claim for `limit` free slots, in one transaction:
    a time, whichever process or machine it runs on.
 2. Each lane's allowance: its cap (`max_in_flight`, 1 when `ordered`)
    less its requests in flight now (its live leases, counted on their
-   index, but for those the claiming worker says have ended: settled, see
-   claim()),
+   index, but for those whose request has ended: settled, see claim()),
+   and no more than the worker's share of a large cap when several
+   workers claim (SHARE_AT_LEAST),
    and, with a `rate_limit`, the request starts its rate allows within the
    next RATE_HORIZON. A lane with no allowance is skipped, not waited on.
 3. An ordered webhook takes its oldest unfinished delivery, and only when
@@ -47,7 +48,7 @@ not claimed yet: it is no attempt.
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -68,6 +69,12 @@ LEASES = Lease._meta.db_table
 # How far ahead a rate-limited webhook's requests are claimed: its threads
 # wait at most this long for their start time.
 RATE_HORIZON = timedelta(seconds=0.5)
+# A webhook's cap is shared between the dispatchers claiming only when each
+# share is at least this many requests: a few slots each would often stand
+# idle, between a request's end and the claim that refills its slot, while
+# another dispatcher's share waits for work; and a small cap's requests are
+# few enough for one process.
+SHARE_AT_LEAST = 20
 # Requests of a rate-limited webhook are spaced 5 % wider than 1/R: a thread
 # that starts up to 5 % of a second late cannot crowd R + 1 starts into a
 # one-second window.
@@ -144,23 +151,19 @@ def seconds_until_due(now: datetime | None = None) -> float | None:
     return None if first is None else (first - now).total_seconds()
 
 
-def in_flight(
-    webhook_ids: list[int], now: datetime | None = None, *, settled: Collection[int] = ()
-) -> dict[int, int]:
-    """Requests in flight now, per webhook: its live leases (their index
-    alone), but for `settled` ones (ids of deliveries whose request has
-    ended, their attempt not yet recorded)."""
+def in_flight(webhook_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+    """Requests in flight now, per webhook: its live leases (on their
+    index) but for the settled ones, whose request has ended."""
     counts = dict.fromkeys(webhook_ids, 0)
     if not webhook_ids:
         return counts
     at = connection.ops.adapt_datetimefield_value(now or timezone.now())
-    unsettled = f"AND delivery_id NOT IN ({', '.join(['%s'] * len(settled))}) " if settled else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT webhook_id, COUNT(*) FROM {LEASES} "
-            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) {unsettled}"
-            "AND until > %s GROUP BY webhook_id",
-            [*webhook_ids, *settled, at],
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
+            "AND until > %s AND NOT settled GROUP BY webhook_id",
+            [*webhook_ids, at],
         )
         counts.update(dict(cursor.fetchall()))
     return counts
@@ -223,6 +226,8 @@ class LanePlan:
     drained: bool = False  # it had fewer due deliveries than it was dealt
     # Set for an ordered webhook: its oldest unfinished delivery, if any.
     head: tuple | None = None
+    # Its room was cut to this worker's share: the rest is for the others.
+    shared: bool = False
 
     @property
     def room(self) -> int:
@@ -427,13 +432,27 @@ def lease_margin() -> int:
     return settings.HERALD_LEASE_MARGIN_SECONDS
 
 
-def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed] = ()) -> Claim:
+def claim(
+    limit: int,
+    now: datetime | None = None,
+    *,
+    settled: Sequence[Claimed] = (),
+    holding: Mapping[int, int] | None = None,
+    share_of: int = 1,
+) -> Claim:
     """Take up to `limit` due deliveries for this worker, fairly (see above).
 
     `settled`: what this worker claimed and sent, whose attempts it has not
-    recorded yet. Their requests have ended, so their slots are free to
-    claim again although their leases still stand until the record; their
-    lanes are looked at as if their record had just woken them."""
+    recorded yet. Their requests have ended: their leases are marked so,
+    and their slots are free to any worker's claim, although the leases
+    still hold the deliveries until the record; their lanes are looked at
+    as if their record had just woken them.
+
+    `share_of`: how many dispatchers claim now, this one included. When
+    several do, this one keeps at most its share of each webhook's cap in
+    flight (`holding`: its requests in flight per webhook, not settled), so
+    that a webhook's requests are spread over the workers' processes, not
+    left to whichever claimed first while the others idle."""
     now = now or timezone.now()
     if limit < 1:
         return Claim()
@@ -449,6 +468,14 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
         # waiters never hold what the other waits for.
         settled_lanes: list[tuple[int, datetime | None]] = []
         if settled:
+            # Another worker's claim counts them out of the webhook's
+            # requests in flight from now on, not only after the record.
+            ids = [c.delivery_id for c in settled]
+            cursor.execute(
+                f"UPDATE {LEASES} SET settled = %s "
+                f"WHERE delivery_id IN ({', '.join(['%s'] * len(ids))}) AND NOT settled",
+                [True, *ids],
+            )
             ids = sorted({c.target.id for c in settled})
             cursor.execute(
                 f"SELECT webhook_id, rate_next_at FROM {LANES} "
@@ -480,7 +507,7 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
                 f"WHERE webhook_id IN ({', '.join(['%s'] * len(parked))})",
                 parked,
             )
-        flying = in_flight(list(webhooks), now, settled=[c.delivery_id for c in settled])
+        flying = in_flight(list(webhooks), now)
         plans = []
         for webhook_id, rate_next_at in lane_rows:
             webhook = webhooks[webhook_id]
@@ -488,6 +515,11 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
                 continue
             plan = LanePlan(webhook, rate_next_at, in_flight=flying[webhook_id])
             plan.cap_room = max(0, plan.cap - plan.in_flight)
+            share = math.ceil(plan.cap / share_of)
+            if share_of > 1 and share >= SHARE_AT_LEAST:
+                own = share - (holding or {}).get(webhook_id, 0)
+                if own < plan.cap_room:
+                    plan.cap_room, plan.shared = max(0, own), True
             if webhook.rate_limit:
                 plan.rate_room = rate_room(plan, now)
             plans.append(plan)
@@ -521,16 +553,17 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
                 until = not_before + timedelta(
                     seconds=plan.webhook.timeout_seconds + lease_margin()
                 )
-                leases.append((row[0], plan.webhook.pk, adapt(until)))
+                leases.append((row[0], plan.webhook.pk, adapt(until), False))
                 claimed_rows.append((plan, row, not_before.timestamp()))
         drained = [p.webhook.pk for p in plans if not p.webhook.ordered and p.drained]
         next_retries = _next_retries(drained, now)
         if leases:
             # Over a lease that ran out, if the delivery had one: its worker died.
             cursor.execute(
-                f"INSERT INTO {LEASES} (delivery_id, webhook_id, until) "
-                f"VALUES {', '.join(['(%s, %s, %s)'] * len(leases))} "
-                "ON CONFLICT (delivery_id) DO UPDATE SET until = excluded.until",
+                f"INSERT INTO {LEASES} (delivery_id, webhook_id, until, settled) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(leases))} "
+                "ON CONFLICT (delivery_id) DO UPDATE "
+                "SET until = excluded.until, settled = excluded.settled",
                 [value for lease in sorted(leases) for value in lease],
             )
         next_due = {
@@ -546,7 +579,11 @@ def claim(limit: int, now: datetime | None = None, *, settled: Sequence[Claimed]
         )
 
     result = Claim()
-    result.more_due = any(due is not None and due <= now for due in next_due.values())
+    # Not a lane cut to this worker's share: the others claiming take the rest.
+    result.more_due = any(
+        not plan.shared and (due := next_due[plan.webhook.pk]) is not None and due <= now
+        for plan in plans
+    )
     if not claimed_rows:
         return result
     event_ids = sorted({row[1] for _, row, _ in claimed_rows})

@@ -15,7 +15,7 @@ import math
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -426,6 +426,7 @@ def run(
     should_stop: Callable[[], bool] = lambda: False,
     on_claim: Callable[[], None] | None = None,
     on_claims_over: Callable[[], None] | None = None,
+    claimers: Callable[[], int] = lambda: 1,
 ) -> int:
     """Claim, send and record until nothing is due (or `max_seconds` passed),
     keeping up to `concurrency` requests in flight. Returns the attempts made.
@@ -435,6 +436,10 @@ def run(
     worker to share. `on_claim` is called before each claim, and
     `on_claims_over` once, when this run will claim no more (the deadline,
     a stop, or nothing due) and only waits for what it has in flight.
+    `claimers` says how many dispatchers claim now, this one included: each
+    keeps to its share of a webhook's cap (claiming.claim), and one that
+    joins others waits up to LINGER_SECONDS for a first share before it
+    ends.
     """
     concurrency = concurrency or settings.HERALD_WORKER_CONCURRENCY
     max_seconds = settings.HERALD_DISPATCH_MAX_SECONDS if max_seconds is None else max_seconds
@@ -444,6 +449,8 @@ def run(
     # learns of a free slot at once, whatever the number in flight.
     results: queue.SimpleQueue = queue.SimpleQueue()
     in_flight = 0
+    # This dispatcher's requests in flight per webhook (not yet finished).
+    running: Counter[int] = Counter()
     finished: list[Result] = []
     deadline = time.monotonic() + max_seconds
     first_finished = 0.0  # when the oldest unrecorded result came in
@@ -451,13 +458,15 @@ def run(
     made = 0
     claims_over = False
     ordered_waiting = False  # a finished result of an ordered webhook awaits its record
+    started = time.monotonic()
+    taken_any = False
 
     def send(item: Claimed) -> None:
         try:
-            results.put(attempt(item))
+            results.put((item, attempt(item)))
         except Exception:  # a bug in attempt(): leave it to the lease
             log.exception("attempt of delivery %s crashed", item.delivery_id)
-            results.put(None)
+            results.put((item, None))
 
     def end_claims() -> None:
         nonlocal claims_over
@@ -468,7 +477,7 @@ def run(
 
     def fill() -> None:
         """Claim work for the free slots, when there are enough of them."""
-        nonlocal next_claim, in_flight
+        nonlocal next_claim, in_flight, taken_any
         now = time.monotonic()
         free = concurrency - in_flight
         if now >= deadline or should_stop():
@@ -478,28 +487,36 @@ def run(
             return
         if on_claim:
             on_claim()
-        claimed = claim(free, settled=[result.claimed for result in finished])
+        claimed = claim(
+            free,
+            settled=[result.claimed for result in finished],
+            holding=running,
+            share_of=claimers(),
+        )
         if claimed and (len(claimed) == free or claimed.more_due) and on_full_claim:
             on_full_claim()
         for item in claimed:
             pool.submit(send, item)
+            running[item.target.id] += 1
         in_flight += len(claimed)
+        taken_any = taken_any or bool(claimed)
         next_claim = 0.0 if claimed else now + IDLE_CLAIM_EVERY_SECONDS
 
     def collect(timeout: float) -> None:
         """Take the results that came in, waiting up to `timeout` for one."""
         nonlocal in_flight, first_finished, next_claim, ordered_waiting
         try:
-            result = results.get(timeout=timeout)
+            item, result = results.get(timeout=timeout)
             if not finished:
                 first_finished = time.monotonic()
             next_claim = 0.0  # slots settled: claim again now
             while True:
                 in_flight -= 1
+                running[item.target.id] -= 1
                 if result is not None:
                     finished.append(result)
-                    ordered_waiting = ordered_waiting or result.claimed.target.ordered
-                result = results.get_nowait()
+                    ordered_waiting = ordered_waiting or item.target.ordered
+                item, result = results.get_nowait()
         except queue.Empty:
             pass
 
@@ -535,8 +552,14 @@ def run(
         if not in_flight and not finished:
             # Nothing claimable now; a lane due within moments (a rate
             # limit's next start, a retry) is waited for here rather than
-            # left to the next tick.
+            # left to the next tick. So is a first share of the caps while
+            # others claim: a dispatcher called to help finds the caps held
+            # by the one that called it, until that one learns of it and
+            # keeps to its share.
             soon = claiming.seconds_until_due()
+            helping = not taken_any and time.monotonic() - started < LINGER_SECONDS
+            if helping and claimers() > 1:
+                soon = min(soon, 0.0) if soon is not None else 0.0
             if (
                 soon is None
                 or soon > LINGER_SECONDS

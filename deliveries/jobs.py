@@ -46,14 +46,20 @@ def run_dispatcher() -> int:
         try:
             role.take()
             return dispatch.run(
-                on_full_claim=call_for_help,
+                on_full_claim=role.call_for_help,
                 should_stop=stopping,
                 on_claim=role.renew,
+                claimers=role.claimers,
                 on_claims_over=role.give_up,
             )
         finally:
             role.give_up()
             close_old_connections()
+
+
+# A claim costs a few milliseconds; counting the others costs one Redis
+# round trip, so not every claim does.
+CLAIMERS_COUNT_SECONDS = 0.1
 
 
 class ClaimingRole:
@@ -65,6 +71,33 @@ class ClaimingRole:
     def __init__(self) -> None:
         self.name = uuid.uuid4().hex
         self.renewed_at: float | None = None
+        self.counted_at: float | None = None
+        self.counted = (1, 1)  # dispatchers claiming, workers
+
+    def _count(self) -> tuple[int, int]:
+        """How many dispatchers claim now (this one included) and how many
+        workers there are: counted at most every CLAIMERS_COUNT_SECONDS, so
+        that a dispatcher learns of a newcomer, and gives up its share of
+        the caps, within that long."""
+        now = time.monotonic()
+        if self.counted_at is None or now - self.counted_at >= CLAIMERS_COUNT_SECONDS:
+            try:
+                self.counted = (max(1, wakeup.claimers()), wakeup.workers())
+            except redis.RedisError:
+                log.warning("could not count the claiming dispatchers", exc_info=True)
+            self.counted_at = now
+        return self.counted
+
+    def claimers(self) -> int:
+        return self._count()[0]
+
+    def call_for_help(self) -> None:
+        """Call another worker to share the backlog, unless every worker
+        runs a dispatcher already: the job would only wait in the queue for
+        one of them to end (and another after it, once a second)."""
+        claimers, workers = self._count()
+        if claimers < workers:
+            call_for_help()
 
     def take(self) -> None:
         # Claiming first, then the queued job's key gone: a wake in between

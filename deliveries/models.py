@@ -190,8 +190,10 @@ class Lease(models.Model):
     """A worker's hold on a delivery it claimed: its request is in flight
     until `until` (the webhook's timeout and a margin). A worker that died
     leaves its leases to run out, after which the deliveries can be claimed
-    again (claiming.release_expired_claims). The record of the attempt
-    deletes the lease.
+    again (claiming.release_expired_claims). When the request has ended,
+    its worker's next claim marks the lease `settled`: the request is no
+    longer in flight (its slot is free to every worker), and the delivery
+    is still held until the record of its attempt deletes the lease.
 
     A table of its own, not a column of Delivery: it holds only the requests
     in flight, so taking and giving back a lease writes a few small index
@@ -215,6 +217,8 @@ class Lease(models.Model):
         Webhook, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     until = models.DateTimeField()
+    # The request ended; its attempt is not recorded yet.
+    settled = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         indexes = [

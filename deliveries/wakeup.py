@@ -17,6 +17,7 @@ import logging
 
 import django_rq
 import redis
+import rq
 from django.conf import settings
 from redis.commands.core import Script
 
@@ -65,6 +66,11 @@ local now = tonumber(redis.call('TIME')[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
+_CLAIMERS_SCRIPT = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
 _scripts: dict[str, Script] = {}
 
 
@@ -110,6 +116,16 @@ def _enqueue() -> None:
 def hold_claiming(dispatcher: str) -> None:
     """Say that this dispatcher claims, for the next CLAIMING_SECONDS."""
     _run(_CLAIMING_SCRIPT, [CLAIMING_KEY], [dispatcher, CLAIMING_SECONDS])
+
+
+def claimers() -> int:
+    """How many dispatchers claim now, on any machine (hold_claiming)."""
+    return int(_run(_CLAIMERS_SCRIPT, [CLAIMING_KEY], []))
+
+
+def workers() -> int:
+    """How many rq workers listen on Herald's queue, on any machine."""
+    return rq.Worker.count(queue=queue())
 
 
 def job_started() -> None:

@@ -4,6 +4,7 @@ database; the multi-process guarantees are in test_fairness_processes.py."""
 
 import re
 import threading
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +55,80 @@ class TestCapsAndSharing:
         # The rest of /a waits for a free slot: nothing more to claim now.
         assert dispatch.claim(50) == []
         assert claiming.in_flight([slow.pk, quick.pk]) == {slow.pk: 2, quick.pk: 3}
+
+    def test_with_several_dispatchers_each_keeps_to_its_share_of_a_cap(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=60)
+        publish_to(org, "/a", 100)
+        # Three claim: a share is 60 / 3 = 20, less what this one holds.
+        assert len(dispatch.claim(50, share_of=3)) == 20
+        assert dispatch.claim(50, share_of=3, holding={webhook.pk: 20}) == []
+        claimed = dispatch.claim(50, share_of=3, holding={webhook.pk: 5})
+        assert len(claimed) == 15
+        # The rest of the cap is the others': the lane stays due for them,
+        # and they claim already, so no more are called to help.
+        assert Lane.objects.get(webhook=webhook).due_at <= timezone.now()
+        assert not claimed.more_due
+        # Alone, a dispatcher may take the whole cap (half of it per claim).
+        assert len(dispatch.claim(50)) == 25
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 60}
+
+    def test_a_small_cap_is_not_shared(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=10)
+        publish_to(org, "/a", 30)
+        # Five each would be below SHARE_AT_LEAST: one dispatcher may take all ten.
+        assert len(dispatch.claim(50, share_of=2)) == 5  # half of it per claim
+        assert len(dispatch.claim(50, share_of=2, holding={webhook.pk: 5})) == 5
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 10}
+
+    def test_a_dispatcher_that_shares_the_claims_waits_for_its_share(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=2)
+        publish_to(org, "/a", 4)
+        others = self.held_by_another_dispatcher(webhook, 2)
+        started = time.monotonic()
+
+        def the_other_keeps_to_its_share() -> None:
+            # It learns of this one and records what it had in flight.
+            if others and time.monotonic() - started > 0.3:
+                Delivery.objects.filter(id__in=others).update(status="succeeded")
+                Lease.objects.filter(delivery_id__in=others).delete()
+                lanes.wake([webhook.pk])
+                others.clear()
+
+        assert deliver_due(claimers=lambda: 2, on_claim=the_other_keeps_to_its_share) == 2
+        assert len(receiver.to("/a")) == 2
+
+    def test_a_dispatcher_that_shares_keeps_no_more_than_its_share_in_flight(self, org, receiver):
+        hook(org, receiver, "/a", max_in_flight=40)
+        receiver.always("/a", Answer(delay=0.2))
+        publish_to(org, "/a", 50)
+        assert deliver_due(concurrency=50, claimers=lambda: 2) == 50
+        # Its share, 40 / 2: alone it would have taken the whole cap.
+        assert receiver.max_in_flight_by_path["/a"] <= 20
+
+    def test_a_dispatcher_that_shares_ends_once_it_ran_out_of_work(self, org, receiver):
+        hook(org, receiver, "/a")
+        publish_to(org, "/a", 1)
+        started = time.monotonic()
+        assert deliver_due(claimers=lambda: 2) == 1
+        # It waited for a first share, not for more after it.
+        assert time.monotonic() - started < dispatch.LINGER_SECONDS
+
+    def test_alone_a_dispatcher_does_not_wait_for_a_cap_another_holds(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=2)
+        publish_to(org, "/a", 4)
+        self.held_by_another_dispatcher(webhook, 2)
+        started = time.monotonic()
+        assert deliver_due() == 0
+        assert time.monotonic() - started < dispatch.LINGER_SECONDS
+
+    @staticmethod
+    def held_by_another_dispatcher(webhook, count: int) -> list[int]:
+        ids = list(
+            Delivery.objects.filter(webhook=webhook).order_by("id").values_list("id", flat=True)
+        )[:count]
+        for delivery_id in ids:
+            lease(delivery_id, timezone.now() + timedelta(seconds=30))
+        return ids
 
     def test_free_slots_are_dealt_round_the_webhooks(self, org, receiver):
         hooks = [hook(org, receiver, f"/w{i}") for i in range(3)]
@@ -197,11 +272,29 @@ class TestCapsAndSharing:
         # slot at once, its lease and unrecorded attempt notwithstanding.
         (second,) = dispatch.claim(10, now=now, settled=[first])
         assert second.delivery_id != first.delivery_id
+        # Its lease holds the delivery until the record, but is no request in flight.
         assert leased_until(first.delivery_id) > now
-        assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 2}
-        assert claiming.in_flight([webhook.pk], now, settled=[first.delivery_id]) == {webhook.pk: 1}
+        assert Lease.objects.get(delivery_id=first.delivery_id).settled
+        assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 1}
         # Only what this worker settled: the second request is still in flight.
         assert dispatch.claim(10, now=now, settled=[first]) == []
+
+    def test_a_settled_slot_is_free_to_every_worker_before_the_record(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=2)
+        other = hook(org, receiver, "/b")
+        publish_to(org, "/a", 4)
+        (first,) = dispatch.claim(1)
+        dispatch.claim(1)
+        assert dispatch.claim(10) == []  # at its cap
+        publish_to(org, "/b", 1)
+        # The first request ended; its worker's one free slot goes to /b,
+        # which waited longer, and the first attempt is not recorded yet.
+        (taken,) = dispatch.claim(1, settled=[first])
+        assert taken.target.id == other.pk
+        # Another worker finds the slot free all the same.
+        (third,) = dispatch.claim(10)
+        assert third.target.id == webhook.pk
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 2}
 
     def test_a_settled_slot_goes_to_its_lane_after_those_that_waited_longer(self, org, receiver):
         busy = hook(org, receiver, "/a", max_in_flight=1)
@@ -231,8 +324,8 @@ class TestCapsAndSharing:
         steps = []
         claim, record = dispatch.claim, dispatch.record
 
-        def claim_and_tell(limit, now=None, *, settled=()):
-            taken = claim(limit, now, settled=settled)
+        def claim_and_tell(limit, now=None, *, settled=(), **sharing):
+            taken = claim(limit, now, settled=settled, **sharing)
             steps.append(("claim", {c.delivery_id for c in settled}, len(taken)))
             return taken
 

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import rq
 from django.db import connections
 from django.utils import timezone
 
@@ -110,3 +111,43 @@ def test_a_lingering_dispatcher_finds_a_publish_before_the_lane_it_waits_for(org
     (new,) = receiver.to("/new")
     (retry,) = receiver.to("/retry")
     assert new.at < retry.at and new.at - published_at < 0.4
+
+
+def test_each_dispatcher_knows_how_many_claim(redis_conn):
+    first, second = jobs.ClaimingRole(), jobs.ClaimingRole()
+    first.take()
+    assert first.claimers() == 1
+    second.take()
+    assert second.claimers() == 2
+    # The first counts again after CLAIMERS_COUNT_SECONDS, not at every claim.
+    assert first.claimers() == 1
+    time.sleep(jobs.CLAIMERS_COUNT_SECONDS)
+    assert first.claimers() == 2
+    second.give_up()
+    time.sleep(jobs.CLAIMERS_COUNT_SECONDS)
+    assert first.claimers() == 1
+
+
+def test_a_dispatcher_whose_worker_died_is_not_counted(redis_conn):
+    redis_conn.zadd(wakeup.CLAIMING_KEY, {"dead": 0})
+    wakeup.hold_claiming("live")
+    assert wakeup.claimers() == 1
+
+
+def a_worker_listens(number: int) -> None:
+    rq.Worker(
+        [jobs.queue()], name=f"listening-{number}", connection=jobs.queue().connection
+    ).register_birth()
+
+
+def test_a_dispatcher_calls_for_help_only_when_a_worker_is_free_to_come(redis_conn):
+    a_worker_listens(1)
+    role = jobs.ClaimingRole()
+    role.take()
+    # Its own worker is the only one: a job would wait for this one to end.
+    role.call_for_help()
+    assert queued() == 0
+    a_worker_listens(2)
+    time.sleep(jobs.CLAIMERS_COUNT_SECONDS)
+    role.call_for_help()
+    assert queued() == 1
