@@ -42,8 +42,8 @@ claimed delivery carries the time it may start, and its thread waits for
 it), so no one-second window ever holds more than R starts, even when a
 thread starts up to 50 ms late; and the sending process keeps the spacing
 between the starts it actually makes (pacing.py), so a stall that makes
-several threads late does not send their requests together. A delivery held back by the limit is simply
-not claimed yet: it is no attempt.
+several threads late does not send their requests together. A delivery
+held back by the limit is simply not claimed yet: it is no attempt.
 """
 
 import math
@@ -470,18 +470,18 @@ def claim(
         if settled:
             # Another worker's claim counts them out of the webhook's
             # requests in flight from now on, not only after the record.
-            ids = [c.delivery_id for c in settled]
+            ended = [c.delivery_id for c in settled]
             cursor.execute(
                 f"UPDATE {LEASES} SET settled = %s "
-                f"WHERE delivery_id IN ({', '.join(['%s'] * len(ids))}) AND NOT settled",
-                [True, *ids],
+                f"WHERE delivery_id IN ({', '.join(['%s'] * len(ended))}) AND NOT settled",
+                [True, *ended],
             )
-            ids = sorted({c.target.id for c in settled})
+            webhook_ids = sorted({c.target.id for c in settled})
             cursor.execute(
                 f"SELECT webhook_id, rate_next_at FROM {LANES} "
-                f"WHERE webhook_id IN ({', '.join(['%s'] * len(ids))}) "
+                f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
                 f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
-                ids,
+                webhook_ids,
             )
             settled_lanes = [(w, _as_datetime(at)) for w, at in cursor.fetchall()]
         # The due index alone (no join): lanes of webhooks paused or

@@ -19,7 +19,6 @@ from deliveries import claiming, dispatch, lanes, shutdown, wakeup
 from deliveries.wakeup import (
     CLAIMING_RENEW_SECONDS,
     MAX_WEBHOOK_TIMEOUT_SECONDS,
-    call_for_help,
     dispatch_job_timeout,
     queue,
     wake_dispatcher,
@@ -97,7 +96,7 @@ class ClaimingRole:
         one of them to end (and another after it, once a second)."""
         claimers, workers = self._count()
         if claimers < workers:
-            call_for_help()
+            wakeup.call_for_help()
 
     def take(self) -> None:
         # Claiming first, then the queued job's key gone: a wake in between

@@ -234,7 +234,7 @@ class Lease(models.Model):
     @classmethod
     def held(cls, now) -> models.Exists:
         """For filtering deliveries: whether a live lease holds the delivery
-        (its request is in flight)."""
+        (its request is in flight, or ended and its attempt not yet recorded)."""
         return models.Exists(cls.objects.filter(delivery=models.OuterRef("pk"), until__gte=now))
 
 

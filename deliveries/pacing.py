@@ -23,14 +23,17 @@ def wait_for_start(webhook_id: int, not_before: float, spacing: float) -> float:
     """Sleep until this request may start: not before `not_before`, and with
     a spacing (seconds, 0 for none), at least `spacing` after the previous
     start of the same webhook in this process. Returns the start time."""
+    if not spacing:
+        # No rate limit: nothing to share with other threads, no lock taken.
+        wait = not_before - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        return time.time()
     while True:
         with _lock:
             now = time.time()
-            earliest = not_before
-            if spacing:
-                earliest = max(earliest, _last_start.get(webhook_id, 0.0) + spacing)
+            earliest = max(not_before, _last_start.get(webhook_id, 0.0) + spacing)
             if now >= earliest:
-                if spacing:
-                    _last_start[webhook_id] = now
+                _last_start[webhook_id] = now
                 return now
         time.sleep(earliest - now)
