@@ -2,7 +2,7 @@
 
 Owns: publishing (publishing.py) and waking the dispatcher (wakeup.py); the
 queue jobs (jobs.py, cron.py) and the dispatcher that claims, sends and
-records (dispatch.py); the request itself (envelope.py, signing.py,
+records (dispatch.py, claiming.py, lanes.py, ahead.py, pacing.py); the request itself (envelope.py, signing.py,
 sender.py); retry plans (retry.py); graceful stop (shutdown.py); retention
 of its history (retention.py); the actions people take on deliveries and
 webhooks (actions.py: retry, pause, resume, disable, test).

@@ -48,7 +48,7 @@ held back by the limit is simply not claimed yet: it is no attempt.
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -116,6 +116,8 @@ class Claimed:
     delivery_public_id: str = ""
     # Unix time before which the request must not start (a rate limit's spacing).
     not_before: float = 0.0
+    # Unix time of the claim that took it.
+    claimed_at: float = 0.0
 
 
 def _claimable(now: datetime) -> Q:
@@ -207,9 +209,18 @@ def pressure(webhook: Webhook, now: datetime | None = None) -> Pressure:
 
 class Claim(list):
     """The deliveries a claim took; `more_due` says that some lane it
-    looked at still has due deliveries it left (a sign for another worker)."""
+    looked at still has due deliveries it left (a sign for another worker).
+    `ahead`: those it took ahead (see claim()), to start only in place of a
+    request of their webhook that ended. `stopped`: the webhooks of those
+    the worker had `queued` that are no longer active (paused, disabled):
+    what it queued of them is to be given back (release())."""
 
     more_due: bool = False
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.ahead: list[Claimed] = []
+        self.stopped: set[int] = set()
 
 
 @dataclass
@@ -228,6 +239,9 @@ class LanePlan:
     head: tuple | None = None
     # Its room was cut to this worker's share: the rest is for the others.
     shared: bool = False
+    # Taken ahead (see claim()): no slot of the cap until started.
+    ahead: list[tuple] = field(default_factory=list)
+    ahead_wanted: int = 0  # to take ahead in the current round
 
     @property
     def room(self) -> int:
@@ -331,7 +345,8 @@ def _heads(plans: list[LanePlan]) -> None:
 
 
 def _take(plans: list[LanePlan], now: datetime) -> None:
-    """Each lane's share of its due deliveries, oldest first. One statement
+    """Each lane's share of its due deliveries, and what it takes ahead,
+    oldest first. One statement
     on PostgreSQL (a lateral index range per webhook), one query per lane on
     SQLite, where it costs no round trip.
 
@@ -342,13 +357,13 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
     delivery's page, at a cost that grows with the table."""
     at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
-        taken_before = [row[0] for plan in plans for row in plan.taken]
+        taken_before = [row[0] for plan in plans for row in [*plan.taken, *plan.ahead]]
         with connection.cursor() as cursor:
             cursor.execute(
                 _TAKE_STATEMENT,
                 [
                     [p.webhook.pk for p in plans],
-                    [p.share for p in plans],
+                    [p.share + p.ahead_wanted for p in plans],
                     at,
                     at,
                     taken_before,
@@ -361,17 +376,19 @@ def _take(plans: list[LanePlan], now: datetime) -> None:
         more = {}
         with connection.cursor() as cursor:
             for plan in plans:
-                taken = [row[0] for row in plan.taken]
+                taken = [row[0] for row in [*plan.taken, *plan.ahead]]
                 marks = f" AND id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else ""
                 cursor.execute(
                     _TAKE_STATEMENT_ONE.format(taken=marks),
-                    [plan.webhook.pk, at, at, *taken, plan.share],
+                    [plan.webhook.pk, at, at, *taken, plan.share + plan.ahead_wanted],
                 )
                 more[plan.webhook.pk] = [tuple(row) for row in cursor.fetchall()]
     for plan in plans:
         got = more.get(plan.webhook.pk, [])
-        plan.taken += got
-        plan.drained = len(got) < plan.share
+        plan.taken += got[: plan.share]
+        plan.ahead += got[plan.share :]
+        plan.drained = len(got) < plan.share + plan.ahead_wanted
+        plan.ahead_wanted = 0
 
 
 # Rounds of dealing: the slots a lane could not use (it had fewer due
@@ -437,8 +454,12 @@ def claim(
     now: datetime | None = None,
     *,
     settled: Sequence[Claimed] = (),
+    started: Sequence[Claimed] = (),
     holding: Mapping[int, int] | None = None,
     share_of: int = 1,
+    ahead_share: float = 0.0,
+    queued: Mapping[int, int] | None = None,
+    failing: Collection[int] = (),
 ) -> Claim:
     """Take up to `limit` due deliveries for this worker, fairly (see above).
 
@@ -452,7 +473,21 @@ def claim(
     several do, this one keeps at most its share of each webhook's cap in
     flight (`holding`: its requests in flight per webhook, not settled), so
     that a webhook's requests are spread over the workers' processes, not
-    left to whichever claimed first while the others idle."""
+    left to whichever claimed first while the others idle.
+
+    `ahead_share`: besides what fills the free slots, take ahead up to this
+    share of the requests this worker will have in flight on each lane (not
+    an ordered or a rate-limited one), less those it has `queued` already
+    (per webhook), nor of a webhook whose last request `failing` (its
+    endpoint would get no more than the requests in flight: see
+    dispatch.run). Their leases are marked settled: no slot of the cap is
+    theirs yet. The worker starts one only in place of a request of its
+    webhook that ended (dispatch.run), so that the request starts at once,
+    with no claim between, and its webhook's requests in flight stay as
+    many as the database counts: the ended request's lease counts for the
+    one that took its place until the worker marks this one `started`
+    (here, or mark_started before a record), as in flight again.
+    """
     now = now or timezone.now()
     if limit < 1:
         return Claim()
@@ -467,15 +502,11 @@ def claim(
         # as every statement that waits for lanes takes them, so two
         # waiters never hold what the other waits for.
         settled_lanes: list[tuple[int, datetime | None]] = []
-        if settled:
-            # Another worker's claim counts them out of the webhook's
+        if started or settled:
+            # Another worker's claim counts the settled out of the webhook's
             # requests in flight from now on, not only after the record.
-            ended = [c.delivery_id for c in settled]
-            cursor.execute(
-                f"UPDATE {LEASES} SET settled = %s "
-                f"WHERE delivery_id IN ({', '.join(['%s'] * len(ended))}) AND NOT settled",
-                [True, *ended],
-            )
+            _mark(cursor, settled, started, now)
+        if settled:
             webhook_ids = sorted({c.target.id for c in settled})
             cursor.execute(
                 f"SELECT webhook_id, rate_next_at FROM {LANES} "
@@ -497,23 +528,28 @@ def claim(
         # turn out to have nothing left, and a settled one has.
         due = {w for w, _ in lane_rows}
         lane_rows += [row for row in settled_lanes if row[0] not in due]
+        # The webhooks of the lanes, and of what the worker queued ahead,
+        # whose status it learns here.
+        looked_at = {w for w, _ in lane_rows} | set(queued or ())
+        webhooks = {w.id: w for w in _webhooks(sorted(looked_at), now)} if looked_at else {}
+        stopped = {w for w in queued or () if webhooks.get(w) is None or not _active(webhooks[w])}
         if not lane_rows:
-            return Claim()
-        webhooks = {w.id: w for w in _webhooks([r[0] for r in lane_rows])}
-        parked = [w for w, _ in lane_rows if webhooks[w].status != Webhook.Status.ACTIVE]
+            result = Claim()
+            result.stopped = stopped
+            return result
+        parked = [w for w, _ in lane_rows if not _active(webhooks[w])]
         if parked:
             cursor.execute(
                 f"UPDATE {LANES} SET due_at = NULL "
                 f"WHERE webhook_id IN ({', '.join(['%s'] * len(parked))})",
                 parked,
             )
-        flying = in_flight(list(webhooks), now)
         plans = []
         for webhook_id, rate_next_at in lane_rows:
             webhook = webhooks[webhook_id]
             if webhook_id in parked:
                 continue
-            plan = LanePlan(webhook, rate_next_at, in_flight=flying[webhook_id])
+            plan = LanePlan(webhook, rate_next_at, in_flight=webhook.in_flight_now)
             plan.cap_room = max(0, plan.cap - plan.in_flight)
             share = math.ceil(plan.cap / share_of)
             if share_of > 1 and share >= SHARE_AT_LEAST:
@@ -533,15 +569,23 @@ def claim(
             if due is not None and due <= now and (leased is None or leased < now):
                 plan.taken = [tuple(row)]
         free = limit - sum(len(p.taken) for p in plans)
-        for _ in range(DEAL_ROUNDS):
+        for round_ in range(DEAL_ROUNDS):
             deal(plans, free)
-            dealt = [p for p in plans if p.share]
+            if round_ == 0 and ahead_share:
+                _want_ahead(plans, ahead_share, holding or {}, queued or {}, failing)
+            for plan in plans:
+                # Slots dealt in a later round go first to what it took ahead.
+                moved = plan.ahead[: plan.share]
+                plan.taken += moved
+                del plan.ahead[: len(moved)]
+                plan.share -= len(moved)
+            dealt = [p for p in plans if p.share or p.ahead_wanted]
             if not dealt:
                 break
             _take(dealt, now)
             free = limit - sum(len(p.taken) for p in plans)
 
-        claimed_rows: list[tuple[LanePlan, tuple, float]] = []
+        claimed_rows: list[tuple[LanePlan, tuple, float, bool]] = []
         leases: list[tuple] = []
         for plan in plans:
             start = max(now, plan.rate_next_at or now)
@@ -554,7 +598,11 @@ def claim(
                     seconds=plan.webhook.timeout_seconds + lease_margin()
                 )
                 leases.append((row[0], plan.webhook.pk, adapt(until), False))
-                claimed_rows.append((plan, row, not_before.timestamp()))
+                claimed_rows.append((plan, row, not_before.timestamp(), False))
+            until = now + timedelta(seconds=plan.webhook.timeout_seconds + lease_margin())
+            for row in plan.ahead:
+                leases.append((row[0], plan.webhook.pk, adapt(until), True))
+                claimed_rows.append((plan, row, now.timestamp(), True))
         drained = [p.webhook.pk for p in plans if not p.webhook.ordered and p.drained]
         next_retries = _next_retries(drained, now)
         if leases:
@@ -579,6 +627,7 @@ def claim(
         )
 
     result = Claim()
+    result.stopped = stopped
     # Not a lane cut to this worker's share: the others claiming take the rest.
     result.more_due = any(
         not plan.shared and (due := next_due[plan.webhook.pk]) is not None and due <= now
@@ -586,7 +635,7 @@ def claim(
     )
     if not claimed_rows:
         return result
-    event_ids = sorted({row[1] for _, row, _ in claimed_rows})
+    event_ids = sorted({row[1] for _, row, _, _ in claimed_rows})
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, public_id, type, created_at, data_json FROM {EVENTS} "
@@ -594,10 +643,14 @@ def claim(
             event_ids,
         )
         events = {row[0]: row for row in cursor.fetchall()}
-    targets = {plan.webhook.pk: _target(plan.webhook, now) for plan in plans if plan.taken}
-    for plan, (delivery_id, event_id, attempts, trigger, public_id), not_before in claimed_rows:
+    targets = {
+        plan.webhook.pk: _target(plan.webhook, now) for plan in plans if plan.taken or plan.ahead
+    }
+    claimed_at = now.timestamp()
+    for plan, row, not_before, ahead in claimed_rows:
+        delivery_id, event_id, attempts, trigger, public_id = row
         _, event_public_id, event_type, created_at, data_json = events[event_id]
-        result.append(
+        (result.ahead if ahead else result).append(
             Claimed(
                 delivery_id=delivery_id,
                 attempt_number=attempts + 1,
@@ -609,9 +662,70 @@ def claim(
                 target=targets[plan.webhook.pk],
                 delivery_public_id=public_id,
                 not_before=not_before,
+                claimed_at=claimed_at,
             )
         )
     return result
+
+
+def _active(webhook: Webhook) -> bool:
+    return webhook.status == Webhook.Status.ACTIVE
+
+
+def _want_ahead(
+    plans: list[LanePlan],
+    ahead_share: float,
+    holding: Mapping[int, int],
+    queued: Mapping[int, int],
+    failing: Collection[int],
+) -> None:
+    """How many each lane takes ahead (see claim()), in the same statement
+    as its share of the free slots: only a lane that keeps to its cap alone
+    (not ordered, no rate limit) and that the worker will have requests in
+    flight on."""
+    for plan in plans:
+        if (
+            plan.webhook.ordered
+            or plan.rate_room is not None
+            or plan.drained
+            or plan.webhook.pk in failing
+        ):
+            continue
+        own = holding.get(plan.webhook.pk, 0) + len(plan.taken) + plan.share
+        wanted = math.ceil(own * ahead_share) - queued.get(plan.webhook.pk, 0)
+        plan.ahead_wanted = max(0, wanted)
+
+
+def _mark(cursor, settled: Sequence[Claimed], started: Sequence[Claimed], now: datetime) -> None:
+    """One statement: the leases of requests that ended, settled; and those
+    of deliveries taken ahead whose requests started, in flight, for as long
+    as a request claimed now (see claim())."""
+    ended = [c.delivery_id for c in settled]
+    going = [c.delivery_id for c in started]
+    timeout = max((c.target.timeout for c in started), default=0)
+    until = now + timedelta(seconds=math.ceil(timeout) + lease_margin())
+    is_going = f"delivery_id IN ({', '.join(['%s'] * len(going))})" if going else "FALSE"
+    is_ended = f"delivery_id IN ({', '.join(['%s'] * len(ended))})" if ended else "FALSE"
+    cursor.execute(
+        f"UPDATE {LEASES} SET settled = NOT ({is_going}), "
+        f"until = CASE WHEN {is_going} THEN %s ELSE until END "
+        f"WHERE {is_going} OR ({is_ended} AND NOT settled)",
+        [
+            *going,
+            *going,
+            connection.ops.adapt_datetimefield_value(until),
+            *going,
+            *ended,
+        ],
+    )
+
+
+def mark_started(started: Sequence[Claimed], now: datetime | None = None) -> None:
+    """What claim(started=...) does, for a worker about to record: the
+    record gives back the leases of the requests these took the places of."""
+    if started:
+        with connection.cursor() as cursor:
+            _mark(cursor, (), started, now or timezone.now())
 
 
 # FOR UPDATE SKIP LOCKED where there is such a thing; SQLite has one writer
@@ -627,19 +741,28 @@ _WEBHOOKS_FROM = (
 )
 
 
-def _webhooks(ids: list[int]) -> list[Webhook]:
+# A webhook's requests in flight at the claim's time, as in_flight() counts them.
+_IN_FLIGHT_COLUMN = (
+    f"(SELECT COUNT(*) FROM {LEASES} l WHERE l.webhook_id = w.id "
+    "AND l.until > %s AND NOT l.settled) AS in_flight_now"
+)
+
+
+def _webhooks(ids: list[int], now: datetime) -> list[Webhook]:
     """These webhooks, each with its organization's public id
-    (`organization_public_id`): one fixed statement. On PostgreSQL the ids
-    lead the join, so that each is one primary-key probe whatever the
-    planner knows of the table (with no statistics yet, as after webhooks
-    were imported, `id IN (…)` scanned all 10,000 of scenario i's)."""
-    columns = f"{_WEBHOOK_COLUMNS}, o.public_id AS organization_public_id"
+    (`organization_public_id`) and its requests in flight `now`
+    (`in_flight_now`): one fixed statement. On PostgreSQL the ids lead the
+    join, so that each is one primary-key probe whatever the planner knows
+    of the table (with no statistics yet, as after webhooks were imported,
+    `id IN (…)` scanned all 10,000 of scenario i's)."""
+    columns = f"{_WEBHOOK_COLUMNS}, o.public_id AS organization_public_id, {_IN_FLIGHT_COLUMN}"
+    at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
         sql = f"SELECT {columns} FROM unnest(%s::bigint[]) AS v(id) JOIN {_WEBHOOKS_FROM} "
         sql += "ON w.id = v.id"
-        return list(Webhook.objects.raw(sql, [ids]))
+        return list(Webhook.objects.raw(sql, [at, ids]))
     sql = f"SELECT {columns} FROM {_WEBHOOKS_FROM} WHERE w.id IN ({', '.join(['%s'] * len(ids))})"
-    return list(Webhook.objects.raw(sql, ids))
+    return list(Webhook.objects.raw(sql, [at, *ids]))
 
 
 def _target(webhook: Webhook, now: datetime) -> Target:
@@ -663,14 +786,30 @@ def _target(webhook: Webhook, now: datetime) -> Target:
 
 
 def release_expired_claims(now: datetime | None = None) -> int:
-    """Forget claims whose worker died (the lease ran out): those deliveries
-    are due again, and their lanes are woken. Those of a webhook disabled
-    meanwhile end failed, as its other deliveries did when it was disabled
-    (signals.webhook_disabled counts them). Returns how many it released or
-    ended."""
+    """Forget claims whose worker died (the lease ran out): see _release.
+    Returns how many it released or ended."""
     now = now or timezone.now()
+    return _release(Lease.objects.filter(until__lt=now), now)
+
+
+def release(ahead: Sequence[Claimed], now: datetime | None = None) -> int:
+    """Give back deliveries taken ahead that will not be sent in place of
+    another (see claim()): their webhook failed a request, or was paused or
+    disabled, or the run ends. See _release. Returns how many it released
+    or ended."""
+    if not ahead:
+        return 0
+    ids = [item.delivery_id for item in ahead]
+    # Only leases not marked started (a request that went after all keeps its own).
+    return _release(Lease.objects.filter(delivery_id__in=ids, settled=True), now or timezone.now())
+
+
+def _release(leases: QuerySet[Lease], now: datetime) -> int:
+    """Forget these claims: those deliveries are due again, and their lanes
+    are woken. Those of a webhook disabled meanwhile end failed, as its
+    other deliveries did when it was disabled (signals.webhook_disabled
+    counts them)."""
     with transaction.atomic():
-        leases = Lease.objects.filter(until__lt=now)
         expired = Delivery.objects.filter(
             status=Delivery.Status.PENDING, id__in=leases.values("delivery_id")
         )

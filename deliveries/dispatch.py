@@ -5,6 +5,11 @@ attempts in batches.
 A request that ended frees its slot at once: the next claim counts it as
 settled (claiming.claim), so its webhook's next delivery need not wait for
 the record, and the record can wait for a batch worth its transaction.
+Sooner still, when it succeeded, its thread starts at once a delivery of
+the same webhook that a claim took ahead, in its place: a busy webhook's
+slots are not idle while a claim is made. What was taken ahead of a
+webhook that failed a request, or was paused or disabled, or that is left
+when the run ends, is given back (claiming.release).
 
 Only this module's main thread touches the database; the threads run
 `attempt`, which only builds, signs and sends.
@@ -16,7 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +34,7 @@ from django.utils import timezone
 
 from deliveries import (
     actions,
+    ahead,
     claiming,
     envelope,
     lanes,
@@ -56,6 +62,9 @@ IDLE_CLAIM_EVERY_SECONDS = 0.02
 # often enough that few threads wait, seldom enough that a claim's fixed cost
 # is shared by several deliveries.
 REFILL_AT_FREE = 0.1
+# Take ahead this share of a lane's requests in flight (claiming.claim), and
+# claim again once half of what is queued ahead has started.
+AHEAD_SHARE = 0.5
 # With nothing in flight, wait for a lane due within this long instead of ending.
 LINGER_SECONDS = 1.0
 
@@ -176,9 +185,15 @@ class RecordedBatch:
     now: datetime
 
 
-def record(results: list[Result], *, now: datetime | None = None) -> None:
+def record(
+    results: list[Result], *, now: datetime | None = None, started: Sequence[Claimed] = ()
+) -> None:
     """Write a batch of attempts and their consequences in one transaction,
-    and announce it (signals.attempts_recorded) inside that transaction."""
+    and announce it (signals.attempts_recorded) inside that transaction.
+
+    `started`: deliveries taken ahead that started in place of requests that
+    ended (see claiming.claim), whose leases are marked in flight first: the
+    record gives back the leases that stood for them."""
     if not results:
         return
     now = now or timezone.now()
@@ -244,6 +259,7 @@ def record(results: list[Result], *, now: datetime | None = None) -> None:
             ended_by_webhook[target.id].append((outcome.started_at, outcome.succeeded))
 
     with transaction.atomic():
+        claiming.mark_started(started, now)
         rows.append(attempts)
         _update_deliveries([item.update for item in recorded])
         for webhook_id in sorted(by_webhook):
@@ -448,6 +464,14 @@ def run(
     # Each thread hands its result over here as it finishes: the main thread
     # learns of a free slot at once, whatever the number in flight.
     results: queue.SimpleQueue = queue.SimpleQueue()
+    # Deliveries taken ahead, each to start in place of a request of its
+    # webhook that succeeded (ahead.py), at most half the lease margin after
+    # its claim: its lease must outlast its request. And those that
+    # started, until a claim or a record marks their leases so.
+    queued = ahead.Waiting(fresh_for=settings.HERALD_LEASE_MARGIN_SECONDS / 2)
+    started_ahead: dict[int, Claimed] = {}
+    # Webhooks whose last request here failed: nothing taken ahead for them.
+    failing: set[int] = set()
     in_flight = 0
     # This dispatcher's requests in flight per webhook (not yet finished).
     running: Counter[int] = Counter()
@@ -461,68 +485,99 @@ def run(
     started = time.monotonic()
     taken_any = False
 
-    def send(item: Claimed) -> None:
-        try:
-            results.put((item, attempt(item)))
-        except Exception:  # a bug in attempt(): leave it to the lease
-            log.exception("attempt of delivery %s crashed", item.delivery_id)
-            results.put((item, None))
+    def send(item: Claimed | None) -> None:
+        while item is not None:
+            try:
+                result = attempt(item)
+            except Exception:  # a bug in attempt(): leave it to the lease
+                log.exception("attempt of delivery %s crashed", item.delivery_id)
+                result = None
+            # Only after a success: an endpoint failing, or asking to be
+            # left alone (410), gets no more than the requests in flight.
+            following = None
+            if result is not None and result.outcome.succeeded:
+                following = queued.next(item.target.id)
+            results.put((item, result, following))
+            item = following
 
     def end_claims() -> None:
         nonlocal claims_over
         if not claims_over:
             claims_over = True
+            queued.close()  # a stopping worker starts nothing more
             if on_claims_over:
                 on_claims_over()
 
     def fill() -> None:
-        """Claim work for the free slots, when there are enough of them."""
+        """Claim work for the free slots, when there are enough of them, or
+        when half of what was taken ahead has started."""
         nonlocal next_claim, in_flight, taken_any
         now = time.monotonic()
         free = concurrency - in_flight
         if now >= deadline or should_stop():
             end_claims()
             return
-        if now < next_claim or (in_flight and free < refill_at_free):
+        if now < next_claim or (in_flight and free < refill_at_free and not queued.running_low()):
             return
         if on_claim:
             on_claim()
         claimed = claim(
             free,
             settled=[result.claimed for result in finished],
+            started=list(started_ahead.values()),
             holding=running,
             share_of=claimers(),
+            ahead_share=AHEAD_SHARE,
+            queued=queued.counts(),
+            failing=failing,
         )
+        started_ahead.clear()
+        queued.take_back(claimed.stopped)
         if claimed and (len(claimed) == free or claimed.more_due) and on_full_claim:
             on_full_claim()
+        queued.add(claimed.ahead)
         for item in claimed:
             pool.submit(send, item)
             running[item.target.id] += 1
         in_flight += len(claimed)
         taken_any = taken_any or bool(claimed)
-        next_claim = 0.0 if claimed else now + IDLE_CLAIM_EVERY_SECONDS
+        next_claim = 0.0 if claimed or claimed.ahead else now + IDLE_CLAIM_EVERY_SECONDS
 
     def collect(timeout: float) -> None:
         """Take the results that came in, waiting up to `timeout` for one."""
         nonlocal in_flight, first_finished, next_claim, ordered_waiting
         try:
-            item, result = results.get(timeout=timeout)
+            item, result, following = results.get(timeout=timeout)
             if not finished:
                 first_finished = time.monotonic()
             next_claim = 0.0  # slots settled: claim again now
             while True:
-                in_flight -= 1
-                running[item.target.id] -= 1
+                started_ahead.pop(item.delivery_id, None)
+                if result is None or not result.outcome.succeeded:
+                    failing.add(item.target.id)
+                    queued.take_back([item.target.id])
+                else:
+                    failing.discard(item.target.id)
+                    if following is None and (following := queued.next(item.target.id)):
+                        # Taken ahead by a claim that ended after this
+                        # request did, its thread having found none.
+                        pool.submit(send, following)
+                if following is None:
+                    in_flight -= 1
+                    running[item.target.id] -= 1
+                else:
+                    started_ahead[following.delivery_id] = following
                 if result is not None:
                     finished.append(result)
                     ordered_waiting = ordered_waiting or item.target.ordered
-                item, result = results.get_nowait()
+                item, result, following = results.get_nowait()
         except queue.Empty:
             pass
 
     def record_finished() -> None:
         nonlocal finished, made, next_claim, ordered_waiting
-        record(finished)
+        record(finished, started=list(started_ahead.values()))
+        started_ahead.clear()
         made += len(finished)
         finished = []
         ordered_waiting = False
@@ -546,6 +601,8 @@ def run(
         )
 
     while True:
+        if given_back := queued.given_back():
+            claiming.release(given_back)
         if record_due():
             record_finished()
         fill()
@@ -568,6 +625,7 @@ def run(
                 or should_stop()
             ):
                 end_claims()
+                claiming.release(queued.given_back())
                 break
             # In short naps: while this dispatcher claims, a publish queues
             # no other job, so what it publishes is this one's to find.

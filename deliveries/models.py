@@ -193,7 +193,11 @@ class Lease(models.Model):
     again (claiming.release_expired_claims). When the request has ended,
     its worker's next claim marks the lease `settled`: the request is no
     longer in flight (its slot is free to every worker), and the delivery
-    is still held until the record of its attempt deletes the lease.
+    is still held until the record of its attempt deletes the lease. A
+    delivery taken ahead (claiming.claim) is leased settled from the start:
+    its request has not started, and will only in place of one of its
+    webhook that ended, whose lease counts for it until it is marked in
+    flight.
 
     A table of its own, not a column of Delivery: it holds only the requests
     in flight, so taking and giving back a lease writes a few small index
@@ -217,7 +221,8 @@ class Lease(models.Model):
         Webhook, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     until = models.DateTimeField()
-    # The request ended; its attempt is not recorded yet.
+    # No request in flight: it ended and its attempt is not recorded yet,
+    # or it has not started (taken ahead).
     settled = models.BooleanField(default=False, db_default=False)
 
     class Meta:

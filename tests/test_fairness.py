@@ -318,6 +318,8 @@ class TestCapsAndSharing:
     def test_the_dispatcher_fills_a_freed_slot_before_it_records_the_attempt(
         self, org, receiver, monkeypatch
     ):
+        # With nothing taken ahead (TestTakingAhead), a claim fills the slot.
+        monkeypatch.setattr(dispatch, "AHEAD_SHARE", 0.0)
         webhook = hook(org, receiver, "/a", max_in_flight=2)
         receiver.always("/a", Answer(delay=0.05))
         publish_to(org, "/a", 4)
@@ -357,6 +359,224 @@ class TestCapsAndSharing:
         assert deliver_due(concurrency=20) == 12
         assert receiver.max_in_flight_by_path["/a"] <= 3
         assert not Delivery.objects.filter(webhook=webhook).exclude(status="succeeded").exists()
+
+
+def leases_marked(*claimed) -> list[bool]:
+    """Whether each one's lease is settled (holds no slot of the cap)."""
+    settled = dict(
+        Lease.objects.filter(delivery_id__in=[c.delivery_id for c in claimed]).values_list(
+            "delivery_id", "settled"
+        )
+    )
+    return [settled.get(c.delivery_id) for c in claimed]
+
+
+class TestTakingAhead:
+    """A claim may take, besides what fills the free slots, deliveries to
+    start only in place of a request of their webhook that succeeded: they
+    hold no slot of the cap until they start."""
+
+    def test_a_claim_takes_ahead_a_share_of_what_it_will_have_in_flight(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=8)
+        publish_to(org, "/a", 20)
+        claimed = dispatch.claim(50, ahead_share=0.5, holding={webhook.pk: 0})
+        # Half the cap in one claim (4), and half of those ahead.
+        assert (len(claimed), len(claimed.ahead)) == (4, 2)
+        assert leases_marked(*claimed) == [False] * 4
+        assert leases_marked(*claimed.ahead) == [True] * 2
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 4}
+        # Oldest first: what fills the slots, then what waits for one.
+        ids = [c.delivery_id for c in [*claimed, *claimed.ahead]]
+        assert ids == sorted(ids)
+
+    def test_what_a_worker_took_ahead_is_neither_in_the_cap_nor_anyone_elses(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=4)
+        publish_to(org, "/a", 20)
+        first = dispatch.claim(50, ahead_share=1.0)
+        # Another worker takes the rest of the cap, and none of the first's.
+        second = dispatch.claim(50)
+        assert len(second) == 2
+        taken = {c.delivery_id for c in [*first, *first.ahead]}
+        assert not taken & {c.delivery_id for c in second}
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 4}
+        assert dispatch.claim(50) == []
+
+    def test_what_is_queued_already_counts_toward_the_share(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=8)
+        publish_to(org, "/a", 20)
+        claimed = dispatch.claim(
+            50, ahead_share=0.5, holding={webhook.pk: 0}, queued={webhook.pk: 1}
+        )
+        assert (len(claimed), len(claimed.ahead)) == (4, 1)
+
+    def test_one_started_in_place_of_another_counts_in_flight_from_the_next_claim(
+        self, org, receiver, settings
+    ):
+        webhook = hook(org, receiver, "/a", max_in_flight=1, timeout_seconds=7)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=0.5)
+        (first,), (queued,) = claimed, claimed.ahead
+        # The first request ended and the queued one took its place: until
+        # the worker says so, the first's lease stands for it.
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 1}
+        now = timezone.now() + timedelta(seconds=3)
+        assert dispatch.claim(50, now=now, settled=[first], started=[queued]) == []
+        assert leases_marked(first, queued) == [True, False]
+        assert claiming.in_flight([webhook.pk], now) == {webhook.pk: 1}
+        # Leased for a request that starts now.
+        margin = settings.HERALD_LEASE_MARGIN_SECONDS
+        assert leased_until(queued.delivery_id) == now + timedelta(seconds=7 + margin)
+
+    def test_a_record_does_not_give_back_a_slot_a_started_one_took(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=0.5)
+        (first,), (queued,) = claimed, claimed.ahead
+        dispatch.record([dispatch.attempt(first)], started=[queued])
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 1}
+        assert dispatch.claim(50) == []
+
+    @pytest.mark.parametrize(
+        "fields", [{"ordered": True}, {"rate_limit": 100}], ids=["ordered", "rate-limited"]
+    )
+    def test_nothing_is_taken_ahead_for_a_webhook_that_orders_or_spaces_its_requests(
+        self, org, receiver, fields
+    ):
+        hook(org, receiver, "/a", max_in_flight=10, **fields)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=1.0)
+        assert claimed and claimed.ahead == []
+
+    def test_nothing_is_taken_ahead_for_a_webhook_whose_last_request_failed(self, org, receiver):
+        failing = hook(org, receiver, "/a", max_in_flight=10)
+        working = hook(org, receiver, "/b", max_in_flight=10)
+        publish_to(org, "/a", 10)
+        publish_to(org, "/b", 10)
+        claimed = dispatch.claim(50, ahead_share=1.0, failing={failing.pk})
+        assert {c.target.id for c in claimed} == {failing.pk, working.pk}
+        assert {c.target.id for c in claimed.ahead} == {working.pk}
+
+    def test_a_claim_tells_which_webhooks_queued_ahead_are_no_longer_active(self, org, receiver):
+        paused = hook(org, receiver, "/a", max_in_flight=10)
+        disabled = hook(org, receiver, "/b", max_in_flight=10)
+        active = hook(org, receiver, "/c", max_in_flight=10)
+        publish_to(org, "/a", 1)
+        actions.pause_webhook(paused)
+        actions.disable_webhook(disabled, reason="test")
+        queued = {paused.pk: 1, disabled.pk: 1, active.pk: 1}
+        assert dispatch.claim(50, ahead_share=1.0, queued=queued).stopped == {
+            paused.pk,
+            disabled.pk,
+        }
+
+    def test_what_was_taken_ahead_and_given_back_is_due_again(self, org, receiver):
+        hook(org, receiver, "/a", max_in_flight=1)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=1.0)
+        (first,), (queued,) = claimed, claimed.ahead
+        # Only what waits to start goes back; a request in flight keeps its lease.
+        assert claiming.release([first, queued]) == 1
+        assert leased_until(queued.delivery_id) is None
+        assert leased_until(first.delivery_id) is not None
+        dispatch.record([dispatch.attempt(first)])
+        (again,) = dispatch.claim(50)
+        assert again.delivery_id == queued.delivery_id
+
+    def test_what_was_taken_ahead_of_a_disabled_webhook_ends_when_given_back(self, org, receiver):
+        webhook = hook(org, receiver, "/a", max_in_flight=4)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=1.0)
+        # Disabling ends what is not leased; what is in flight ends at its record.
+        actions.disable_webhook(webhook, reason="test")
+        assert claiming.release(claimed.ahead) == 2
+        ended = Delivery.objects.filter(pk__in=[c.delivery_id for c in claimed.ahead])
+        assert {d.status for d in ended} == {"failed"}
+
+    def test_the_dispatcher_starts_what_it_took_ahead_in_place_of_a_success(
+        self, org, receiver, monkeypatch
+    ):
+        webhook = hook(org, receiver, "/a", max_in_flight=3)
+        receiver.always("/a", Answer(delay=0.05))
+        publish_to(org, "/a", 24)
+        ahead, given_back = set(), []
+        claim, release = dispatch.claim, claiming.release
+
+        def claim_and_tell(*args, **kwargs):
+            claimed = claim(*args, **kwargs)
+            ahead.update(c.delivery_id for c in claimed.ahead)
+            return claimed
+
+        def release_and_tell(items, *args):
+            given_back.extend(c.delivery_id for c in items)
+            return release(items, *args)
+
+        monkeypatch.setattr(dispatch, "claim", claim_and_tell)
+        monkeypatch.setattr(claiming, "release", release_and_tell)
+        assert deliver_due(concurrency=10) == 24
+        assert receiver.max_in_flight_by_path["/a"] <= 3
+        # Some went out in place of another, never given back, none twice.
+        assert ahead - set(given_back)
+        assert len({r.header("webhook-id") for r in receiver.to("/a")}) == 24
+        assert not Delivery.objects.filter(webhook=webhook).exclude(status="succeeded").exists()
+        assert not Lease.objects.exists()
+
+    def test_a_record_between_claims_keeps_the_cap_of_those_started_ahead(
+        self, org, receiver, monkeypatch
+    ):
+        # Each result recorded at once, before the next claim marks what
+        # took its place: the record must, or the cap is counted short.
+        monkeypatch.setattr(dispatch, "RECORD_BATCH", 1)
+        hook(org, receiver, "/a", max_in_flight=2)
+        receiver.always("/a", Answer(delay=0.1))
+        publish_to(org, "/a", 12)
+        assert deliver_due(concurrency=10) == 12
+        assert receiver.max_in_flight_by_path["/a"] <= 2
+
+    def test_one_taken_ahead_too_long_ago_is_given_back_not_started(
+        self, org, receiver, monkeypatch, settings
+    ):
+        # It may wait half the lease margin to start: a lease must outlast
+        # the request it stands for.
+        settings.HERALD_LEASE_MARGIN_SECONDS = 1
+        hook(org, receiver, "/a", max_in_flight=1)
+        receiver.always("/a", Answer(delay=0.6))
+        publish_to(org, "/a", 3)
+        given_back = []
+        release = claiming.release
+
+        def release_and_tell(items, *args):
+            given_back.extend(c.delivery_id for c in items)
+            return release(items, *args)
+
+        monkeypatch.setattr(claiming, "release", release_and_tell)
+        assert deliver_due(concurrency=4) == 3
+        assert given_back
+        assert len({r.header("webhook-id") for r in receiver.to("/a")}) == 3
+        assert not Lease.objects.exists()
+
+    def test_the_dispatcher_gives_back_what_it_took_ahead_of_a_failing_endpoint(
+        self, org, receiver, monkeypatch
+    ):
+        webhook = hook(org, receiver, "/a", max_in_flight=2, max_attempts=1)
+        receiver.always("/a", Answer(status=500, delay=0.05))
+        publish_to(org, "/a", 8)
+        given_back = []
+        release = claiming.release
+
+        def release_and_tell(items, *args):
+            given_back.extend(c.delivery_id for c in items)
+            return release(items, *args)
+
+        monkeypatch.setattr(claiming, "release", release_and_tell)
+        assert deliver_due(concurrency=10) == 8
+        assert given_back
+        # Each was tried once all the same, and the cap held.
+        assert len(receiver.to("/a")) == 8
+        assert receiver.max_in_flight_by_path["/a"] <= 2
+        assert set(Delivery.objects.filter(webhook=webhook).values_list("status", flat=True)) == {
+            "failed"
+        }
+        assert not Lease.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
