@@ -489,8 +489,12 @@ def claim(
     (here, or mark_started before a record), as in flight again.
     """
     now = now or timezone.now()
-    if limit < 1:
+    # With no free slot, a worker still claims to mark what ended or started
+    # (losing a mark would leave a request out of its webhook's cap) and to
+    # take ahead for the lanes of what ended.
+    if limit < 1 and not (settled or started):
         return Claim()
+    limit = max(limit, 0)
     adapt = connection.ops.adapt_datetimefield_value
     # Fixed statements, not the ORM's: a claim runs many times a second, and
     # compiling its queries cost more CPU than the database spent on them.

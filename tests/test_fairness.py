@@ -427,6 +427,27 @@ class TestTakingAhead:
         margin = settings.HERALD_LEASE_MARGIN_SECONDS
         assert leased_until(queued.delivery_id) == now + timedelta(seconds=7 + margin)
 
+    def test_a_claim_with_no_free_slot_still_marks_and_takes_ahead(self, org, receiver):
+        # Every slot busy, half of what waited has started: the worker claims
+        # for nothing but to mark what started and to queue more ahead.
+        webhook = hook(org, receiver, "/a", max_in_flight=4)
+        publish_to(org, "/a", 10)
+        claimed = dispatch.claim(50, ahead_share=1.0)
+        (first, second), (queued, _) = claimed, claimed.ahead
+        again = dispatch.claim(
+            0,
+            settled=[first],
+            started=[queued],
+            holding={webhook.pk: 2},
+            ahead_share=1.0,
+            queued={webhook.pk: 1},
+        )
+        assert again == []
+        assert leases_marked(first, second, queued) == [True, False, False]
+        assert claiming.in_flight([webhook.pk]) == {webhook.pk: 2}
+        assert len(again.ahead) == 1
+        assert leases_marked(*again.ahead) == [True]
+
     def test_a_record_does_not_give_back_a_slot_a_started_one_took(self, org, receiver):
         webhook = hook(org, receiver, "/a", max_in_flight=1)
         publish_to(org, "/a", 10)
