@@ -519,6 +519,10 @@ def run(
             return
         if now < next_claim or (in_flight and free < refill_at_free and not queued.running_low()):
             return
+        if free < 1:
+            # Every slot busy: what started in place of another is marked
+            # at the next claim or record, with what it replaced.
+            return
         if on_claim:
             on_claim()
         claimed = claim(
