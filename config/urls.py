@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
@@ -35,7 +36,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("admin/rq/", include("django_rq.urls")),
-    path("admin/", admin.site.urls),
+    # Not in a worker's settings (config.worker_settings): a worker that
+    # checks or reverses URLs finds the rest.
+    *([path("admin/", admin.site.urls)] if apps.is_installed("django.contrib.admin") else []),
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
     path("", include("dashboard.urls")),

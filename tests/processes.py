@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# As the Procfile runs the workers.
+WORKER_SETTINGS = "config.worker_settings"
 
 
 def test_database_url() -> str:
@@ -56,7 +58,12 @@ class Processes:
 
     def worker(self) -> subprocess.Popen:
         return self._start(
-            "rqworker", settings.HERALD_QUEUE, "--worker-class", "rq.worker.SimpleWorker"
+            "rqworker",
+            settings.HERALD_QUEUE,
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--settings",
+            WORKER_SETTINGS,
         )
 
     def worker_pool(self, workers: int = 2) -> subprocess.Popen:
@@ -71,6 +78,8 @@ class Processes:
             "-v",
             "0",
             "--skip-checks",
+            "--settings",
+            WORKER_SETTINGS,
         )
 
     def scheduler(self) -> subprocess.Popen:

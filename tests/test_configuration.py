@@ -1,14 +1,24 @@
 """Settings from the environment, and the embedded defaults of a fresh machine."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import redis
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.test import RequestFactory
 
+from config import worker_settings
 from config.embedded_redis import EmbeddedRedis
 from config.env import env_bool, env_float_list, env_int, redis_url_with_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.embedded
@@ -94,3 +104,36 @@ def test_bad_settings_fail_loudly_with_the_variable_named(monkeypatch, reader, v
     monkeypatch.setenv("X", value)
     with pytest.raises(ImproperlyConfigured, match="X"):
         reader()
+
+
+def test_the_worker_pool_runs_with_the_web_settings_less_the_apps_that_only_serve_pages():
+    (worker_line,) = [
+        line
+        for line in (BASE_DIR / "Procfile").read_text().splitlines()
+        if line.startswith("worker:")
+    ]
+    assert "--settings config.worker_settings" in worker_line
+    # In a process of its own, as a worker starts.
+    script = (
+        "import json, sys, django; django.setup(); from django.apps import apps; "
+        "print(json.dumps([[a.name for a in apps.get_app_configs()], "
+        "[m for m in ('ninja', 'pydantic', 'django.contrib.admin.sites') if m in sys.modules]]));"
+        # What `rqworker` runs before it starts (URLs included), and a URL reversed.
+        "from django.core.management import call_command; call_command('check'); "
+        "from django.urls import reverse; print(reverse('healthz'))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.worker_settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    listed, checked, reversed_url = done.stdout.splitlines()
+    apps, imported = json.loads(listed)
+    assert checked.startswith("System check identified no issues")
+    assert reversed_url == "/healthz"
+    assert apps == [
+        app for app in settings.INSTALLED_APPS if app not in worker_settings.WEB_ONLY_APPS
+    ]
+    assert {"webhooks", "deliveries", "monitoring", "api"} <= set(apps)
+    # What makes its start shorter: none of the web pages' modules.
+    assert imported == []
