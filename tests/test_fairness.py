@@ -371,6 +371,20 @@ def leases_marked(*claimed) -> list[bool]:
     return [settled.get(c.delivery_id) for c in claimed]
 
 
+@pytest.fixture
+def given_back(monkeypatch) -> list[int]:
+    """The deliveries the dispatcher gives back (claiming.release), as it does."""
+    ids: list[int] = []
+    release = claiming.release
+
+    def release_and_tell(items, *args):
+        ids.extend(c.delivery_id for c in items)
+        return release(items, *args)
+
+    monkeypatch.setattr(claiming, "release", release_and_tell)
+    return ids
+
+
 class TestTakingAhead:
     """A claim may take, besides what fills the free slots, deliveries to
     start only in place of a request of their webhook that succeeded: they
@@ -514,25 +528,20 @@ class TestTakingAhead:
         assert {d.status for d in ended} == {"failed"}
 
     def test_the_dispatcher_starts_what_it_took_ahead_in_place_of_a_success(
-        self, org, receiver, monkeypatch
+        self, org, receiver, monkeypatch, given_back
     ):
         webhook = hook(org, receiver, "/a", max_in_flight=3)
         receiver.always("/a", Answer(delay=0.05))
         publish_to(org, "/a", 24)
-        ahead, given_back = set(), []
-        claim, release = dispatch.claim, claiming.release
+        ahead = set()
+        claim = dispatch.claim
 
         def claim_and_tell(*args, **kwargs):
             claimed = claim(*args, **kwargs)
             ahead.update(c.delivery_id for c in claimed.ahead)
             return claimed
 
-        def release_and_tell(items, *args):
-            given_back.extend(c.delivery_id for c in items)
-            return release(items, *args)
-
         monkeypatch.setattr(dispatch, "claim", claim_and_tell)
-        monkeypatch.setattr(claiming, "release", release_and_tell)
         assert deliver_due(concurrency=10) == 24
         assert receiver.max_in_flight_by_path["/a"] <= 3
         # Some went out in place of another, never given back, none twice.
@@ -554,7 +563,7 @@ class TestTakingAhead:
         assert receiver.max_in_flight_by_path["/a"] <= 2
 
     def test_one_taken_ahead_too_long_ago_is_given_back_not_started(
-        self, org, receiver, monkeypatch, settings
+        self, org, receiver, given_back, settings
     ):
         # It may wait half the lease margin to start: a lease must outlast
         # the request it stands for.
@@ -562,33 +571,17 @@ class TestTakingAhead:
         hook(org, receiver, "/a", max_in_flight=1)
         receiver.always("/a", Answer(delay=0.6))
         publish_to(org, "/a", 3)
-        given_back = []
-        release = claiming.release
-
-        def release_and_tell(items, *args):
-            given_back.extend(c.delivery_id for c in items)
-            return release(items, *args)
-
-        monkeypatch.setattr(claiming, "release", release_and_tell)
         assert deliver_due(concurrency=4) == 3
         assert given_back
         assert len({r.header("webhook-id") for r in receiver.to("/a")}) == 3
         assert not Lease.objects.exists()
 
     def test_the_dispatcher_gives_back_what_it_took_ahead_of_a_failing_endpoint(
-        self, org, receiver, monkeypatch
+        self, org, receiver, given_back
     ):
         webhook = hook(org, receiver, "/a", max_in_flight=2, max_attempts=1)
         receiver.always("/a", Answer(status=500, delay=0.05))
         publish_to(org, "/a", 8)
-        given_back = []
-        release = claiming.release
-
-        def release_and_tell(items, *args):
-            given_back.extend(c.delivery_id for c in items)
-            return release(items, *args)
-
-        monkeypatch.setattr(claiming, "release", release_and_tell)
         assert deliver_due(concurrency=10) == 8
         assert given_back
         # Each was tried once all the same, and the cap held.
