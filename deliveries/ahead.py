@@ -82,7 +82,15 @@ class Waiting:
             self._by_webhook.clear()
 
     def given_back(self) -> list[Claimed]:
-        """What is to be given back (claiming.release), once each."""
+        """What is to be given back (claiming.release), once each: taken
+        back, left at the close, or waited too long. The run asks at every
+        turn, so that one that waited too long goes back while its lease
+        is still the worker's, not once that ran out and another worker may
+        hold the delivery."""
+        now = time.time()
         with self._lock:
+            for waiting in self._by_webhook.values():
+                while waiting and now >= waiting[0].claimed_at + self._fresh_for:
+                    self._given_back.append(waiting.popleft())
             items, self._given_back = self._given_back, []
             return items

@@ -804,8 +804,21 @@ def release(ahead: Sequence[Claimed], now: datetime | None = None) -> int:
     if not ahead:
         return 0
     ids = [item.delivery_id for item in ahead]
-    # Only leases not marked started (a request that went after all keeps its own).
-    return _release(Lease.objects.filter(delivery_id__in=ids, settled=True), now or timezone.now())
+    webhook_ids = sorted({item.target.id for item in ahead})
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Their lanes first, in webhook order as every waiter takes them: a
+        # disable under way passed these deliveries over, their leases being
+        # live (actions.disable_webhook); waited for, it is seen, and they
+        # end with the webhook's others.
+        cursor.execute(
+            f"SELECT webhook_id FROM {LANES} "
+            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
+            f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
+            webhook_ids,
+        )
+        # Only leases not marked started (a request that went after all keeps its own).
+        leases = Lease.objects.filter(delivery_id__in=ids, settled=True)
+        return _release(leases, now or timezone.now())
 
 
 def _release(leases: QuerySet[Lease], now: datetime) -> int:

@@ -88,3 +88,12 @@ def test_it_runs_low_once_half_of_what_a_claim_left_has_gone():
     assert queued.running_low()
     queued.add([])  # a claim that took nothing more: half of the two left
     assert not queued.running_low()
+
+
+def test_one_that_waited_too_long_goes_back_even_if_its_webhook_has_no_success():
+    # Its lease must still be the worker's when it is given back.
+    queued = ahead.Waiting(fresh_for=15)
+    queued.add([taken(1, 7, seconds_ago=20), taken(2, 7), taken(3, 8, seconds_ago=16)])
+    assert [item.delivery_id for item in queued.given_back()] == [1, 3]
+    assert queued.counts() == {7: 1}
+    assert queued.given_back() == []

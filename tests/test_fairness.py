@@ -688,6 +688,22 @@ def test_a_webhook_disabled_during_a_claim_waits_for_it_and_spares_what_it_took(
     assert {(d.status, d.next_attempt_at) for d in others} == {("failed", None)}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
+@pytest.mark.django_db(transaction=True)
+def test_what_is_given_back_while_its_webhook_is_disabled_ends_with_the_others(org, receiver):
+    """Disabling passes over what a worker took ahead (its lease is live):
+    giving it back waits for the disable under way, and ends it."""
+    webhook = hook(org, receiver, "/a", max_in_flight=4)
+    publish_to(org, "/a", 10)
+    claimed = dispatch.claim(50, ahead_share=1.0)
+    ids = [c.delivery_id for c in claimed.ahead]
+    assert ids
+    with another_transaction(lambda: actions.disable_webhook(webhook, reason="test")):
+        assert claiming.release(claimed.ahead) == len(ids)
+    assert set(Delivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"failed"}
+    assert not Lease.objects.filter(delivery_id__in=ids).exists()
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's statements, one per lane")
 @pytest.mark.django_db
 def test_on_sqlite_each_lane_is_taken_from_by_index_searches():
