@@ -59,13 +59,9 @@ class Waiting:
         with self._lock:
             if self._closed:
                 return None
+            self._give_back_stale(webhook_id, time.time())
             waiting = self._by_webhook.get(webhook_id)
-            while waiting:
-                item = waiting.popleft()
-                if time.time() < item.claimed_at + self._fresh_for:
-                    return item
-                self._given_back.append(item)
-            return None
+            return waiting.popleft() if waiting else None
 
     def take_back(self, webhook_ids: Collection[int]) -> None:
         """These webhooks' waiting deliveries are to be given back."""
@@ -89,8 +85,17 @@ class Waiting:
         hold the delivery."""
         now = time.time()
         with self._lock:
-            for waiting in self._by_webhook.values():
-                while waiting and now >= waiting[0].claimed_at + self._fresh_for:
-                    self._given_back.append(waiting.popleft())
+            for webhook_id in list(self._by_webhook):
+                self._give_back_stale(webhook_id, now)
             items, self._given_back = self._given_back, []
             return items
+
+    def _give_back_stale(self, webhook_id: int, now: float) -> None:
+        """This webhook's that waited too long, to be given back; the
+        webhook forgotten once none waits, so that a turn of the run costs
+        what waits, not every webhook it has seen. With the lock held."""
+        waiting = self._by_webhook.get(webhook_id)
+        while waiting and now >= waiting[0].claimed_at + self._fresh_for:
+            self._given_back.append(waiting.popleft())
+        if waiting is not None and not waiting:
+            del self._by_webhook[webhook_id]

@@ -511,14 +511,7 @@ def claim(
             # requests in flight from now on, not only after the record.
             _mark(cursor, settled, started, now)
         if settled:
-            webhook_ids = sorted({c.target.id for c in settled})
-            cursor.execute(
-                f"SELECT webhook_id, rate_next_at FROM {LANES} "
-                f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
-                f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
-                webhook_ids,
-            )
-            settled_lanes = [(w, _as_datetime(at)) for w, at in cursor.fetchall()]
+            settled_lanes = _lock_lanes(cursor, {c.target.id for c in settled})
         # The due index alone (no join): lanes of webhooks paused or
         # disabled meanwhile are parked below, when their webhook is read.
         cursor.execute(
@@ -737,6 +730,21 @@ def mark_started(started: Sequence[Claimed], now: datetime | None = None) -> Non
 _SKIP_LOCKED = defaultdict(str, postgresql=" FOR UPDATE SKIP LOCKED")
 _FOR_UPDATE = defaultdict(str, postgresql=" FOR UPDATE")
 
+
+def _lock_lanes(cursor, webhook_ids: Collection[int]) -> list[tuple[int, datetime | None]]:
+    """Lock these webhooks' lanes, waiting for them, in webhook order as
+    every statement that waits for lanes takes them (so two waiters never
+    hold what the other waits for); each with its `rate_next_at`."""
+    ids = sorted(webhook_ids)
+    cursor.execute(
+        f"SELECT webhook_id, rate_next_at FROM {LANES} "
+        f"WHERE webhook_id IN ({', '.join(['%s'] * len(ids))}) "
+        f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
+        ids,
+    )
+    return [(webhook_id, _as_datetime(at)) for webhook_id, at in cursor.fetchall()]
+
+
 _WEBHOOK_COLUMNS = ", ".join(f"w.{f.column}" for f in Webhook._meta.concrete_fields)
 
 
@@ -804,18 +812,11 @@ def release(ahead: Sequence[Claimed], now: datetime | None = None) -> int:
     if not ahead:
         return 0
     ids = [item.delivery_id for item in ahead]
-    webhook_ids = sorted({item.target.id for item in ahead})
     with transaction.atomic(), connection.cursor() as cursor:
-        # Their lanes first, in webhook order as every waiter takes them: a
-        # disable under way passed these deliveries over, their leases being
-        # live (actions.disable_webhook); waited for, it is seen, and they
-        # end with the webhook's others.
-        cursor.execute(
-            f"SELECT webhook_id FROM {LANES} "
-            f"WHERE webhook_id IN ({', '.join(['%s'] * len(webhook_ids))}) "
-            f"ORDER BY webhook_id{_FOR_UPDATE[connection.vendor]}",
-            webhook_ids,
-        )
+        # Their lanes first: a disable under way passed these deliveries
+        # over, their leases being live (actions.disable_webhook); waited
+        # for, it is seen, and they end with the webhook's others.
+        _lock_lanes(cursor, {item.target.id for item in ahead})
         # Only leases not marked started (a request that went after all keeps its own).
         leases = Lease.objects.filter(delivery_id__in=ids, settled=True)
         return _release(leases, now or timezone.now())
