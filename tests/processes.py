@@ -83,7 +83,8 @@ class Processes:
         )
 
     def scheduler(self) -> subprocess.Popen:
-        return self._start("scheduler")
+        """The Procfile's scheduler command."""
+        return self._start("scheduler", "--skip-checks", "--settings", WORKER_SETTINGS)
 
     def web(self, port: int) -> subprocess.Popen:
         """The Procfile's web command (gunicorn) on 127.0.0.1:`port`."""

@@ -106,13 +106,15 @@ def test_bad_settings_fail_loudly_with_the_variable_named(monkeypatch, reader, v
         reader()
 
 
-def test_the_worker_pool_runs_with_the_web_settings_less_the_apps_that_only_serve_pages():
-    (worker_line,) = [
-        line
-        for line in (BASE_DIR / "Procfile").read_text().splitlines()
-        if line.startswith("worker:")
-    ]
-    assert "--settings config.worker_settings" in worker_line
+def test_the_engine_processes_run_with_the_web_settings_less_the_apps_that_only_serve_pages():
+    for procfile in ("Procfile", "Procfile.demo"):
+        lines = dict(
+            line.split(":", 1) for line in (BASE_DIR / procfile).read_text().splitlines() if line
+        )
+        # Without Django's checks too: they import the URLs, and so the API.
+        for process in ("worker", "scheduler"):
+            assert "--skip-checks --settings config.worker_settings" in lines[process], procfile
+        assert "--settings" not in lines["web"]
     # In a process of its own, as a worker starts.
     script = (
         "import json, sys, django; django.setup(); from django.apps import apps; "
