@@ -104,8 +104,12 @@ def call_for_help() -> None:
 
 
 def _enqueue() -> None:
+    # At the front: the periodic jobs (the sweep, alerts, roll-ups, the
+    # nightly retention pass) share the queue, and deliveries do not wait
+    # behind them; a scheduler starting enqueues four of them at once.
     queue().enqueue(
         DISPATCH_JOB,
+        at_front=True,
         job_timeout=dispatch_job_timeout(),
         result_ttl=0,
         failure_ttl=24 * 3600,

@@ -33,6 +33,17 @@ def test_a_burst_of_wakes_queues_one_job(redis_conn):
     assert queued() == 1
 
 
+def test_a_dispatch_job_goes_before_the_periodic_jobs_waiting(redis_conn):
+    for periodic in (jobs.sweep, jobs.tick):
+        jobs.queue().enqueue(periodic)
+    wakeup.wake_dispatcher()
+    assert [job.func_name for job in jobs.queue().get_jobs()] == [
+        wakeup.DISPATCH_JOB,
+        "deliveries.jobs.sweep",
+        "deliveries.jobs.tick",
+    ]
+
+
 def test_a_started_job_lets_the_next_wake_queue_another(redis_conn):
     wakeup.wake_dispatcher()
     wakeup.job_started()
