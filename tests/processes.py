@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# As the Procfile runs the workers.
+# As the Procfile runs the workers and the scheduler.
 WORKER_SETTINGS = "config.worker_settings"
 
 

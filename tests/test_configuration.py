@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,8 +16,7 @@ from django.test import RequestFactory
 from config import worker_settings
 from config.embedded_redis import EmbeddedRedis
 from config.env import env_bool, env_float_list, env_int, redis_url_with_db
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.processes import BASE_DIR
 
 
 @pytest.mark.embedded
